@@ -1,0 +1,1 @@
+int manager_placeholder_x;

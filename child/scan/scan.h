@@ -1,0 +1,18 @@
+/* scan: the scan service process: the ESMTP content filter between the upstream MTA and the
+ * downstream MTA. Started and supervised by the child manager (child/manager). */
+#ifndef PORTCULLIS_SCAN_H
+#define PORTCULLIS_SCAN_H
+
+struct scan_options {
+    const char *listen;      /* "host:port" the upstream MTA connects to */
+    const char *downstream;  /* "host:port" of the downstream (reinjection) MTA */
+    const char *config_path; /* packed ConfigSnapshot written by the manager; may not exist */
+    const char *hostname;    /* for the greeting and EHLO */
+    int control_fd;          /* stream socket to the manager (framed Envelopes); -1: none */
+};
+
+/* Runs the scan service until SIGTERM/SIGINT or the manager's socket closes; returns the
+ * process exit status. */
+int scan_main(const struct scan_options *opt);
+
+#endif

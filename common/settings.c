@@ -1,0 +1,191 @@
+/* settings: see settings.h. Values are kept in text form (what travels and is stored) and,
+ * for INT and BOOL, decoded once at set time so that readers never parse. */
+#include "settings.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+static const struct setting_def s_defs[SETTING__COUNT] = {
+#define X(id, sec, nm, ty, def, mn, mx, un, desc)                                               \
+    [SETTING_##id] = { .id = SETTING_##id, .section = sec, .name = nm, .type = SETTING_##ty,     \
+                       .default_value = def, .min = mn, .max = mx, .unit = un,                  \
+                       .description = desc },
+    PORTCULLIS_SETTINGS(X)
+#undef X
+};
+
+struct settings {
+    uint64_t version;
+    char *text[SETTING__COUNT];
+    int64_t num[SETTING__COUNT]; /* INT value, or BOOL as 0/1 */
+};
+
+const struct setting_def *settings_def(enum setting_id id)
+{
+    return (unsigned)id < SETTING__COUNT ? &s_defs[id] : NULL;
+}
+
+const struct setting_def *settings_find(const char *section, const char *name)
+{
+    for (size_t i = 0; i < SETTING__COUNT; i++)
+        if (strcmp(s_defs[i].section, section) == 0 && strcmp(s_defs[i].name, name) == 0)
+            return &s_defs[i];
+    return NULL;
+}
+
+const struct setting_def *settings_find_key(const char *key)
+{
+    const char *dot = strchr(key, '.');
+    char section[SETTINGS_KEY_MAX];
+
+    if (dot == NULL || (size_t)(dot - key) >= sizeof section)
+        return NULL;
+    memcpy(section, key, (size_t)(dot - key));
+    section[dot - key] = '\0';
+    return settings_find(section, dot + 1);
+}
+
+const char *settings_type_name(enum setting_type t)
+{
+    switch (t) {
+    case SETTING_INT: return "integer";
+    case SETTING_BOOL: return "boolean";
+    case SETTING_STRING: return "string";
+    }
+    return "?";
+}
+
+static int s_parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = { "true", "on", "yes", "1" };
+    static const char *const no[] = { "false", "off", "no", "0" };
+
+    for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int settings_validate(const struct setting_def *d, const char *value, char *canon,
+                      size_t canonlen, char *err, size_t errlen)
+{
+    int64_t n;
+    bool b;
+    size_t len = strlen(value);
+
+    switch (d->type) {
+    case SETTING_INT:
+        if (parse_int64(value, &n) != 0 || n < d->min || n > d->max) {
+            snprintf(err, errlen,
+                     "%s.%s: '%.64s' is not valid: an integer from %" PRId64 " to %" PRId64
+                     " (%s) is required",
+                     d->section, d->name, value, d->min, d->max, d->unit);
+            return -1;
+        }
+        if (canon)
+            snprintf(canon, canonlen, "%" PRId64, n);
+        return 0;
+    case SETTING_BOOL:
+        if (s_parse_bool(value, &b) != 0) {
+            snprintf(err, errlen, "%s.%s: '%.64s' is not valid: true or false is required",
+                     d->section, d->name, value);
+            return -1;
+        }
+        if (canon)
+            snprintf(canon, canonlen, "%s", b ? "true" : "false");
+        return 0;
+    case SETTING_STRING:
+        if ((int64_t)len < d->min || (int64_t)len > d->max || len >= SETTINGS_VALUE_MAX) {
+            snprintf(err, errlen,
+                     "%s.%s: a text of %" PRId64 " to %" PRId64 " characters is required (got %zu)",
+                     d->section, d->name, d->min, d->max, len);
+            return -1;
+        }
+        if (canon)
+            snprintf(canon, canonlen, "%s", value);
+        return 0;
+    }
+    snprintf(err, errlen, "%s.%s: unknown type", d->section, d->name);
+    return -1;
+}
+
+static void s_store(settings_t *s, const struct setting_def *d, const char *canon)
+{
+    bool b = false;
+
+    free(s->text[d->id]);
+    s->text[d->id] = xstrdup(canon);
+    if (d->type == SETTING_INT)
+        (void)parse_int64(canon, &s->num[d->id]);
+    else if (d->type == SETTING_BOOL)
+        s->num[d->id] = s_parse_bool(canon, &b) == 0 && b;
+}
+
+settings_t *settings_new_defaults(void)
+{
+    settings_t *s = xcalloc(1, sizeof *s);
+    char canon[SETTINGS_VALUE_MAX], err[256];
+
+    for (size_t i = 0; i < SETTING__COUNT; i++) {
+        if (settings_validate(&s_defs[i], s_defs[i].default_value, canon, sizeof canon, err,
+                              sizeof err) != 0)
+            abort(); /* a default outside its own range is a build-time bug */
+        s_store(s, &s_defs[i], canon);
+    }
+    return s;
+}
+
+settings_t *settings_dup(const settings_t *src)
+{
+    settings_t *s = xcalloc(1, sizeof *s);
+
+    s->version = src->version;
+    for (size_t i = 0; i < SETTING__COUNT; i++) {
+        s->text[i] = xstrdup(src->text[i]);
+        s->num[i] = src->num[i];
+    }
+    return s;
+}
+
+void settings_free(settings_t **sp)
+{
+    if (sp == NULL || *sp == NULL)
+        return;
+    for (size_t i = 0; i < SETTING__COUNT; i++)
+        free((*sp)->text[i]);
+    free(*sp);
+    *sp = NULL;
+}
+
+int settings_set(settings_t *s, const char *section, const char *name, const char *value,
+                 char *err, size_t errlen)
+{
+    const struct setting_def *d = settings_find(section, name);
+    char canon[SETTINGS_VALUE_MAX];
+
+    if (d == NULL) {
+        snprintf(err, errlen, "unknown setting %.64s.%.64s", section, name);
+        return -1;
+    }
+    if (settings_validate(d, value, canon, sizeof canon, err, errlen) != 0)
+        return -1;
+    s_store(s, d, canon);
+    return 0;
+}
+
+int64_t settings_int(const settings_t *s, enum setting_id id) { return s->num[id]; }
+bool settings_bool(const settings_t *s, enum setting_id id) { return s->num[id] != 0; }
+const char *settings_str(const settings_t *s, enum setting_id id) { return s->text[id]; }
+uint64_t settings_version(const settings_t *s) { return s->version; }
+void settings_set_version(settings_t *s, uint64_t version) { s->version = version; }

@@ -1,0 +1,33 @@
+/* settings_table: THE list of cluster-wide settings (R6.1). One row per setting:
+ *   X(ID, section, name, type, default, min, max, unit, description)
+ * For INT the range bounds the value; for BOOL it is ignored; for STRING it bounds the length.
+ * The parent validates with it, the child applies with it, the CLI describes from it.
+ * Per-host bootstrap values (addresses, directories, keys) live in parent.conf / child.conf. */
+#ifndef PORTCULLIS_SETTINGS_TABLE_H
+#define PORTCULLIS_SETTINGS_TABLE_H
+
+#define PORTCULLIS_SETTINGS(X)                                                                   \
+    X(SMTP_MAX_MESSAGE_SIZE, "smtp", "max_message_size", INT, "52428800", 1024, 2147483647,      \
+      "bytes", "largest message the scan service accepts; larger ones get 552")                  \
+    X(SMTP_MAX_LINE_LENGTH, "smtp", "max_line_length", INT, "65536", 1000, 1048576, "bytes",     \
+      "longest text line in a message (RFC 5321 says 1000; real mail breaks it)")                \
+    X(SMTP_MAX_RECIPIENTS, "smtp", "max_recipients", INT, "1000", 1, 100000, "recipients",       \
+      "recipients accepted per transaction; more get 452 and are retried by the upstream MTA")   \
+    X(SMTP_MAX_CONNECTIONS, "smtp", "max_connections", INT, "256", 1, 100000, "connections",     \
+      "concurrent upstream SMTP sessions; more get 421")                                         \
+    X(SMTP_COMMAND_TIMEOUT_S, "smtp", "command_timeout_s", INT, "300", 1, 3600, "seconds",       \
+      "idle time allowed between upstream commands")                                            \
+    X(SMTP_DATA_TIMEOUT_S, "smtp", "data_timeout_s", INT, "600", 1, 3600, "seconds",             \
+      "idle time allowed while the upstream sends message content")                             \
+    X(SMTP_DOWNSTREAM_TIMEOUT_S, "smtp", "downstream_timeout_s", INT, "300", 1, 3600, "seconds", \
+      "time allowed for each downstream MTA reply (connect included)")                          \
+    X(SMART_SCAN_QUERY_TIMEOUT_MS, "smart_scan", "query_timeout_ms", INT, "1500", 1, 60000, "ms", \
+      "smart-protection look-up timeout (R2.6)")                                                 \
+    X(QUARANTINE_NOTIFY_THRESHOLD, "quarantine", "quarantine_notify_threshold", INT, "90", 0,    \
+      100, "percent", "notify the administrator above this share of the quarantine quota; 0 disables (R5.11)") \
+    X(ARCHIVE_NOTIFY_THRESHOLD, "archive", "archive_notify_threshold", INT, "90", 0, 100,        \
+      "percent", "notify the administrator above this share of the archive quota; 0 disables (R5.11)") \
+    X(CLUSTER_HEALTH_INTERVAL_S, "cluster", "health_interval_s", INT, "10", 1, 3600, "seconds",  \
+      "how often each child reports health (R7.2)")
+
+#endif

@@ -1,0 +1,155 @@
+/* wire: see wire.h. */
+#include "wire.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "frame.h"
+#include "log.h"
+#include "util.h"
+
+static int s_text_ok(const char *s) { return s == NULL || strlen(s) <= WIRE_TEXT_MAX; }
+
+/* Counts and lengths are checked after unpack: protobuf-c bounds nothing by itself. */
+static int s_check(const envelope_t *e)
+{
+    switch (e->body_case) {
+    case PORTCULLIS__ENVELOPE__BODY_CONFIG:
+        if (e->config->n_settings > WIRE_SETTINGS_MAX)
+            return -1;
+        for (size_t i = 0; i < e->config->n_settings; i++) {
+            const Portcullis__Setting *s = e->config->settings[i];
+            if (!s_text_ok(s->section) || !s_text_ok(s->name) || !s_text_ok(s->value))
+                return -1;
+        }
+        return 0;
+    case PORTCULLIS__ENVELOPE__BODY_HELLO:
+        if (e->hello->n_patterns > WIRE_PATTERNS_MAX || !s_text_ok(e->hello->name) ||
+            !s_text_ok(e->hello->software_version))
+            return -1;
+        return 0;
+    case PORTCULLIS__ENVELOPE__BODY_HEALTH:
+        return e->health->n_patterns > WIRE_PATTERNS_MAX ? -1 : 0;
+    case PORTCULLIS__ENVELOPE__BODY_ENROLL_REQUEST:
+        return s_text_ok(e->enroll_request->name) && s_text_ok(e->enroll_request->token) ? 0 : -1;
+    case PORTCULLIS__ENVELOPE__BODY__NOT_SET:
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+envelope_t *wire_unpack(const void *buf, size_t len)
+{
+    envelope_t *e;
+
+    if (len > WIRE_MSG_MAX)
+        return NULL;
+    e = portcullis__envelope__unpack(NULL, len, buf);
+    if (e == NULL)
+        return NULL;
+    if (s_check(e) != 0) {
+        portcullis__envelope__free_unpacked(e, NULL);
+        return NULL;
+    }
+    return e;
+}
+
+void wire_free(envelope_t **envp)
+{
+    if (envp == NULL || *envp == NULL)
+        return;
+    portcullis__envelope__free_unpacked(*envp, NULL);
+    *envp = NULL;
+}
+
+uint8_t *wire_pack(const envelope_t *env, size_t *len)
+{
+    size_t n = portcullis__envelope__get_packed_size(env);
+    uint8_t *buf = xmalloc(n);
+
+    portcullis__envelope__pack(env, buf);
+    *len = n;
+    return buf;
+}
+
+int wire_send_zmq(void *sock, const void *rid, size_t ridlen, const envelope_t *env)
+{
+    size_t len;
+    uint8_t *buf = wire_pack(env, &len);
+    int r = 0;
+
+    if (rid != NULL && zmq_send(sock, rid, ridlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        r = -1;
+    else if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) < 0)
+        r = -1;
+    free(buf);
+    return r;
+}
+
+int wire_send_fd(int fd, const envelope_t *env, int timeout_ms)
+{
+    size_t len, off = 0;
+    uint8_t *payload = wire_pack(env, &len);
+    uint8_t *buf = xmalloc(len + FRAME_HEADER_LEN);
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    int r = 0;
+
+    frame_header(buf, (uint32_t)len);
+    memcpy(buf + FRAME_HEADER_LEN, payload, len);
+    free(payload);
+    len += FRAME_HEADER_LEN;
+    while (off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+            uint64_t now = now_ms();
+            if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) <= 0) {
+                errno = ETIMEDOUT;
+                r = -1;
+                break;
+            }
+            continue;
+        }
+        r = -1;
+        break;
+    }
+    free(buf);
+    return r;
+}
+
+settings_t *wire_settings_from_snapshot(const Portcullis__ConfigSnapshot *snap, char *err,
+                                        size_t errlen)
+{
+    settings_t *s = settings_new_defaults();
+
+    for (size_t i = 0; i < snap->n_settings; i++) {
+        const Portcullis__Setting *kv = snap->settings[i];
+        if (settings_set(s, kv->section, kv->name, kv->value, err, errlen) != 0) {
+            settings_free(&s);
+            return NULL;
+        }
+    }
+    settings_set_version(s, snap->version);
+    return s;
+}
+
+const char *wire_body_name(const envelope_t *env)
+{
+    const ProtobufCFieldDescriptor *f;
+
+    f = protobuf_c_message_descriptor_get_field(&portcullis__envelope__descriptor,
+                                                (unsigned)env->body_case);
+    return f != NULL ? f->name : "none";
+}

@@ -1,0 +1,36 @@
+/* wire: protobuf Envelope helpers: size-checked unpack, pack to a buffer, send and receive on
+ * ZeroMQ sockets and framed stream fds, and settings <-> ConfigSnapshot conversion. */
+#ifndef PORTCULLIS_WIRE_H
+#define PORTCULLIS_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "portcullis.pb-c.h"
+#include "settings.h"
+
+typedef Portcullis__Envelope envelope_t;
+
+#define WIRE_MSG_MAX (4u * 1024 * 1024) /* bytes: ZMQ_MAXMSGSIZE and unpack limit */
+#define WIRE_SETTINGS_MAX 4096          /* settings in one snapshot */
+#define WIRE_PATTERNS_MAX 64            /* pattern versions in Hello/Health */
+#define WIRE_TEXT_MAX 4096              /* any string field */
+
+/* NULL if too large, undecodable, or any count/length over its limit (logged at debug). */
+envelope_t *wire_unpack(const void *buf, size_t len);
+void wire_free(envelope_t **envp);
+/* Packs into a new buffer (caller frees). */
+uint8_t *wire_pack(const envelope_t *env, size_t *len);
+
+/* ZeroMQ: sends [routing id frame if rid != NULL] + packed envelope. 0 ok, -1 (errno). */
+int wire_send_zmq(void *sock, const void *rid, size_t ridlen, const envelope_t *env);
+/* Stream fd: writes a length-prefixed frame, waiting at most timeout_ms for the peer. */
+int wire_send_fd(int fd, const envelope_t *env, int timeout_ms);
+
+/* ConfigSnapshot → new settings_t (validated whole). NULL with err filled on any bad entry. */
+settings_t *wire_settings_from_snapshot(const Portcullis__ConfigSnapshot *snap, char *err,
+                                        size_t errlen);
+/* Human name of the envelope's body, for logs. */
+const char *wire_body_name(const envelope_t *env);
+
+#endif

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that building, the demo and the tests need.
+# Idempotent: safe to run again; apt-get only installs what is missing.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: run as root (it installs Debian packages)" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+# Keep the distribution's own Postfix and PostgreSQL instances out of the way: Portcullis' demo
+# and tests start their own instances in private directories on loopback ports.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+mkdir -p /etc/postgresql-common/createcluster.d
+echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/portcullis.conf
+
+packages=(
+    # build
+    build-essential cmake pkg-config
+    protobuf-c-compiler libprotobuf-c-dev
+    libzmq3-dev libsodium-dev libevent-dev libpq-dev libjansson-dev libssl-dev
+    libcmocka-dev
+    # run: database and MTA
+    postgresql postgresql-client postfix
+    # tests
+    python3 python3-pytest python3-psycopg2 python3-zmq swaks procps iproute2
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update
+    apt-get install -y --no-install-recommends "${packages[@]}"
+else
+    echo "install-deps.sh: all ${#packages[@]} packages already installed"
+fi
