@@ -20,7 +20,7 @@ struct frame_reader {
 void frame_reader_init(struct frame_reader *r, size_t max);
 void frame_reader_free(struct frame_reader *r);
 void frame_reader_push(struct frame_reader *r, const void *data, size_t n);
-/* 1: *frame/*len point at the next frame (valid until the next push/next call);
+/* 1: frame and len point at the next frame (valid until the next push/next call);
  * 0: need more bytes; -1: a frame announced a length over max (stream is unusable). */
 int frame_reader_next(struct frame_reader *r, const uint8_t **frame, size_t *len);
 
