@@ -4,14 +4,15 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "util.h"
 
 static const struct setting_def s_defs[SETTING__COUNT] = {
-#define X(id, sec, nm, ty, def, mn, mx, un, desc)                                               \
-    [SETTING_##id] = { .id = SETTING_##id, .section = sec, .name = nm, .type = SETTING_##ty,     \
+#define X(ident, sec, nm, ty, def, mn, mx, un, desc)                                            \
+    [SETTING_##ident] = { .id = SETTING_##ident, .section = sec, .name = nm, .type = SETTING_##ty,     \
                        .default_value = def, .min = mn, .max = mx, .unit = un,                  \
                        .description = desc },
     PORTCULLIS_SETTINGS(X)
