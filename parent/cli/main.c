@@ -1,1 +1,262 @@
-int main(void) { return 0; }
+/* portcullis: the administrator's command line. It works on the parent's database through
+ * parent/admin (the same operations the daemon and the API use); the parent notices changes
+ * through LISTEN/NOTIFY. Exit status: 0 done, 1 failed, 2 usage or invalid input. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin/admin.h"
+#include "db/db.h"
+#include "keys.h"
+#include "log.h"
+#include "parent_conf.h"
+#include "util.h"
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+
+struct cli {
+    conf_t *conf;
+    PGconn *db;
+    bool json;
+};
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: portcullis [-c parent.conf] COMMAND …\n"
+        "  status [--json]                      every child: state, last heartbeat, config version\n"
+        "  settings get [SECTION.NAME] [--json] settings with value, default and range\n"
+        "  settings set SECTION.NAME VALUE      change a setting (new configuration version)\n"
+        "  child list [--json]                  children and their enrolment\n"
+        "  child enroll-token NAME              one-time token for a new child's child.conf\n"
+        "  child approve NAME                   let a pending child in\n"
+        "  child remove NAME                    forget a child and its key\n"
+        "configuration: -c FILE, or $" PARENT_CONF_ENV ", or " PARENT_CONF_DEFAULT "\n");
+}
+
+static int s_fail(const char *err)
+{
+    fprintf(stderr, "portcullis: %s\n", err);
+    return EXIT_FAILED;
+}
+
+static void s_print_json(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    puts(s);
+    free(s);
+}
+
+static const char *s_str(const json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v != NULL ? v : "-";
+}
+
+static int cmd_status(struct cli *c)
+{
+    char err[1024];
+    json_t *st = admin_status(c->db, err, sizeof err), *ch;
+    size_t i;
+
+    if (st == NULL)
+        return s_fail(err);
+    if (c->json) {
+        s_print_json(st);
+        json_decref(st);
+        return 0;
+    }
+    printf("configuration version %lld\n\n", (long long)json_integer_value(json_object_get(st, "config_version")));
+    printf("%-20s %-8s %-16s %-24s %-10s %-8s %s\n", "CHILD", "STATE", "ADDRESS",
+           "LAST HEARTBEAT", "CONFIG", "SCAN", "MSGS/MIN");
+    json_array_foreach(json_object_get(st, "children"), i, ch) {
+        const json_t *h = json_object_get(ch, "health");
+        const json_t *cv = json_object_get(ch, "config_version");
+        char ver[48] = "-", mpm[16] = "-";
+        if (json_is_integer(cv))
+            snprintf(ver, sizeof ver, "%lld%s", (long long)json_integer_value(cv),
+                     json_is_true(json_object_get(ch, "config_current")) ? "" : " (behind)");
+        if (json_is_object(h))
+            snprintf(mpm, sizeof mpm, "%lld",
+                     (long long)json_integer_value(json_object_get(h, "messages_per_minute")));
+        printf("%-20s %-8s %-16s %-24s %-10s %-8s %s\n", s_str(ch, "name"), s_str(ch, "state"),
+               s_str(ch, "address"), s_str(ch, "last_heartbeat"), ver,
+               json_is_object(h) ? s_str(h, "scan_service") : "-", mpm);
+        if (json_is_string(json_object_get(ch, "config_error")))
+            printf("  ! configuration refused: %s\n", s_str(ch, "config_error"));
+    }
+    json_decref(st);
+    return 0;
+}
+
+static int cmd_settings_get(struct cli *c, const char *key)
+{
+    char err[1024];
+    json_t *all = admin_settings_describe(c->db, key, err, sizeof err), *s;
+    size_t i;
+
+    if (all == NULL) {
+        fprintf(stderr, "portcullis: %s\n", err);
+        return key != NULL && strstr(err, "unknown setting") ? EXIT_USAGE : EXIT_FAILED;
+    }
+    if (c->json) {
+        s_print_json(all);
+        json_decref(all);
+        return 0;
+    }
+    json_array_foreach(json_object_get(all, "settings"), i, s) {
+        char *v = json_dumps(json_object_get(s, "value"), JSON_ENCODE_ANY);
+        char *d = json_dumps(json_object_get(s, "default"), JSON_ENCODE_ANY);
+        printf("%s = %s", s_str(s, "key"), v);
+        if (json_object_get(s, "min") != NULL)
+            printf("    # %s, default %s, %lld..%lld %s", s_str(s, "type"), d,
+                   (long long)json_integer_value(json_object_get(s, "min")),
+                   (long long)json_integer_value(json_object_get(s, "max")), s_str(s, "unit"));
+        else
+            printf("    # %s, default %s", s_str(s, "type"), d);
+        printf("\n");
+        if (key != NULL)
+            printf("    %s\n", s_str(s, "description"));
+        free(v);
+        free(d);
+    }
+    json_decref(all);
+    return 0;
+}
+
+static int cmd_settings_set(struct cli *c, const char *key, const char *value)
+{
+    char err[1024];
+    uint64_t version;
+
+    if (admin_settings_set(c->db, key, value, &version, err, sizeof err) != 0) {
+        fprintf(stderr, "portcullis: %s\n", err);
+        return strncmp(err, "database", 8) == 0 ? EXIT_FAILED : EXIT_USAGE;
+    }
+    printf("%s set; configuration version %llu is being pushed to the children\n", key,
+           (unsigned long long)version);
+    return 0;
+}
+
+static const char *s_endpoint(const conf_t *conf, const char *pub, const char *listen)
+{
+    const char *v = conf_get(conf, pub);
+    return v != NULL && *v ? v : conf_get(conf, listen);
+}
+
+static int cmd_enroll_token(struct cli *c, const char *name)
+{
+    char err[1024], token[ADMIN_TOKEN_HEX + 1], pub[KEYS_Z85_LEN + 1];
+
+    if (keys_load_public(conf_get(c->conf, "state_dir"), "parent", pub, err, sizeof err) != 0) {
+        fprintf(stderr, "portcullis: %s (has portcullis-parent been started once?)\n", err);
+        return EXIT_FAILED;
+    }
+    if (admin_enroll_token(c->db, name, token, err, sizeof err) != 0)
+        return s_fail(err);
+    printf("# child.conf lines for %s: the token is valid for %d hours and works once\n", name,
+           ADMIN_TOKEN_TTL_HOURS);
+    printf("name = %s\n", name);
+    printf("parent_cluster = %s\n", s_endpoint(c->conf, "cluster_public_endpoint", "cluster_listen"));
+    printf("parent_enrol = %s\n", s_endpoint(c->conf, "enrol_public_endpoint", "enrol_listen"));
+    printf("parent_public_key = %s\n", pub);
+    printf("enroll_token = %s\n", token);
+    return 0;
+}
+
+static int cmd_child(struct cli *c, int argc, char **argv)
+{
+    char err[1024];
+
+    if (argc >= 1 && strcmp(argv[0], "list") == 0)
+        return cmd_status(c);
+    if (argc != 2) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[0], "enroll-token") == 0)
+        return cmd_enroll_token(c, argv[1]);
+    if (strcmp(argv[0], "approve") == 0) {
+        if (admin_child_approve(c->db, argv[1], err, sizeof err) != 0)
+            return s_fail(err);
+        printf("child %s approved: it connects at its next enrolment attempt\n", argv[1]);
+        return 0;
+    }
+    if (strcmp(argv[0], "remove") == 0) {
+        if (admin_child_remove(c->db, argv[1], err, sizeof err) != 0)
+            return s_fail(err);
+        printf("child %s removed: its key is no longer let in\n", argv[1]);
+        return 0;
+    }
+    s_usage(stderr);
+    return EXIT_USAGE;
+}
+
+/* Moves "--json" out of argv wherever it stands. */
+static int s_take_json(int argc, char **argv, bool *json)
+{
+    int n = 0;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            *json = true;
+        else
+            argv[n++] = argv[i];
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = getenv(PARENT_CONF_ENV);
+    struct cli c = { 0 };
+    char err[1024];
+    int opt, rc;
+
+    log_init("portcullis", LOG_LEVEL_WARN);
+    while ((opt = getopt(argc, argv, "+c:h")) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 'h': s_usage(stdout); return 0;
+        default: s_usage(stderr); return EXIT_USAGE;
+        }
+    }
+    argc -= optind;
+    argv += optind;
+    argc = s_take_json(argc, argv, &c.json);
+    if (argc < 1) {
+        s_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (path == NULL)
+        path = PARENT_CONF_DEFAULT;
+    c.conf = conf_load(path, parent_conf_keys, ARRAY_LEN(parent_conf_keys), err, sizeof err);
+    if (c.conf == NULL)
+        return s_fail(err);
+    c.db = db_connect(conf_get(c.conf, "db"), err, sizeof err);
+    if (c.db == NULL || db_schema_check(c.db, err, sizeof err) != 0) {
+        rc = s_fail(err);
+        goto out;
+    }
+
+    if (strcmp(argv[0], "status") == 0 && argc == 1)
+        rc = cmd_status(&c);
+    else if (strcmp(argv[0], "settings") == 0 && argc >= 2 && strcmp(argv[1], "get") == 0 && argc <= 3)
+        rc = cmd_settings_get(&c, argc == 3 ? argv[2] : NULL);
+    else if (strcmp(argv[0], "settings") == 0 && argc == 4 && strcmp(argv[1], "set") == 0)
+        rc = cmd_settings_set(&c, argv[2], argv[3]);
+    else if (strcmp(argv[0], "child") == 0)
+        rc = cmd_child(&c, argc - 1, argv + 1);
+    else {
+        s_usage(stderr);
+        rc = EXIT_USAGE;
+    }
+out:
+    db_close(&c.db);
+    conf_free(&c.conf);
+    return rc;
+}

@@ -1,0 +1,179 @@
+/* admin_children: enrolment tokens, approval and removal of children, and the fleet status
+ * (R6.2, R7.1, R7.2, R7.5). Liveness is judged from the parent's last contact, so a status
+ * read while the parent itself is down still shows children as down, never stale "up". */
+#include "admin/admin.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db.h"
+#include "link.h"
+#include "util.h"
+
+/* A child is up while its last contact is younger than the liveness window plus one interval
+ * of slack for the parent's throttled last_seen writes. */
+#define ADMIN_UP_WINDOW_MS (LINK_HEARTBEAT_MS * (LINK_LIVENESS + 1))
+
+bool admin_child_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > 63 || !isalnum((unsigned char)name[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
+            return false;
+    return true;
+}
+
+static int s_check_name(const char *name, char *err, size_t errlen)
+{
+    if (admin_child_name_valid(name))
+        return 0;
+    snprintf(err, errlen, "'%.64s' is not a valid child name: 1 to 63 letters, digits, '.', '_' "
+                          "or '-', starting with a letter or digit", name);
+    return -1;
+}
+
+int admin_enroll_token(PGconn *c, const char *name, char *token, char *err, size_t errlen)
+{
+    unsigned char hash[crypto_hash_sha256_BYTES];
+    char hashhex[2 * sizeof hash + 3], ttl[32];
+    const char *p[] = { name, hashhex, ttl };
+    PGresult *r;
+
+    if (s_check_name(name, err, errlen) != 0)
+        return -1;
+    r = db_query(c, "SELECT 1 FROM children WHERE name = $1 AND enrolment = 'enrolled'", 1, p,
+                 err, errlen);
+    if (r == NULL)
+        return -1;
+    if (PQntuples(r) > 0) {
+        PQclear(r);
+        snprintf(err, errlen, "child '%s' is already enrolled; remove it first "
+                              "(`portcullis child remove %s`) to enrol a new key", name, name);
+        return -1;
+    }
+    PQclear(r);
+    random_hex(token, ADMIN_TOKEN_BYTES);
+    crypto_hash_sha256(hash, (const unsigned char *)token, ADMIN_TOKEN_HEX);
+    memcpy(hashhex, "\\x", 2);
+    sodium_bin2hex(hashhex + 2, sizeof hashhex - 2, hash, sizeof hash);
+    snprintf(ttl, sizeof ttl, "%d hours", ADMIN_TOKEN_TTL_HOURS);
+    return db_exec(c, "INSERT INTO enrol_tokens (child_name, token_hash, expires_at) "
+                      "VALUES ($1, $2::bytea, now() + $3::interval)", 3, p, err, errlen);
+}
+
+int admin_child_approve(PGconn *c, const char *name, char *err, size_t errlen)
+{
+    const char *p[] = { name };
+    PGresult *r;
+    int n;
+
+    if (s_check_name(name, err, errlen) != 0)
+        return -1;
+    r = db_query(c, "UPDATE children SET enrolment = 'enrolled', enrolled_at = now() "
+                    "WHERE name = $1 AND enrolment = 'pending' AND public_key IS NOT NULL "
+                    "RETURNING id", 1, p, err, errlen);
+    if (r == NULL)
+        return -1;
+    n = PQntuples(r);
+    if (n == 1) {
+        char msg[128];
+        const char *id = PQgetvalue(r, 0, 0);
+        snprintf(msg, sizeof msg, "child %s approved by an administrator", name);
+        db_event(c, "cluster", "info", id, msg);
+    }
+    PQclear(r);
+    if (n == 0) {
+        snprintf(err, errlen, "no pending child named '%s' (see `portcullis child list`)", name);
+        return -1;
+    }
+    return 0;
+}
+
+int admin_child_remove(PGconn *c, const char *name, char *err, size_t errlen)
+{
+    const char *p[] = { name };
+    PGresult *r = db_query(c, "DELETE FROM children WHERE name = $1 RETURNING id", 1, p, err,
+                           errlen);
+    int n;
+
+    if (r == NULL)
+        return -1;
+    n = PQntuples(r);
+    PQclear(r);
+    if (n == 0) {
+        snprintf(err, errlen, "no child named '%s'", name);
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *s_text_or_null(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col));
+}
+
+json_t *admin_status(PGconn *c, char *err, size_t errlen)
+{
+    char window[32];
+    const char *p[] = { window };
+    uint64_t current;
+    PGresult *r;
+    json_t *out, *arr;
+
+    snprintf(window, sizeof window, "%d milliseconds", ADMIN_UP_WINDOW_MS);
+    if (admin_config_version(c, &current, err, errlen) != 0)
+        return NULL;
+    r = db_query(c,
+                 "SELECT name, enrolment, "
+                 " enrolment = 'enrolled' AND connected AND last_seen > now() - $1::interval,"
+                 " to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+                 " extract(epoch FROM now() - last_seen)::float8,"
+                 " applied_config_version, config_error, address, software_version,"
+                 " last_health::text, public_key "
+                 "FROM children ORDER BY name", 1, p, err, errlen);
+    if (r == NULL)
+        return NULL;
+    out = json_object();
+    arr = json_array();
+    json_object_set_new(out, "config_version", json_integer((json_int_t)current));
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *o = json_object();
+        bool pending = strcmp(PQgetvalue(r, i, 1), "pending") == 0;
+        bool up = PQgetvalue(r, i, 2)[0] == 't';
+        json_t *health = NULL;
+
+        json_object_set_new(o, "name", json_string(PQgetvalue(r, i, 0)));
+        json_object_set_new(o, "state", json_string(pending ? "pending" : up ? "up" : "down"));
+        json_object_set_new(o, "enrolment", json_string(PQgetvalue(r, i, 1)));
+        json_object_set_new(o, "last_heartbeat", s_text_or_null(r, i, 3));
+        json_object_set_new(o, "last_heartbeat_age_s",
+                            PQgetisnull(r, i, 4) ? json_null() : json_real(atof(PQgetvalue(r, i, 4))));
+        if (PQgetisnull(r, i, 5)) {
+            json_object_set_new(o, "config_version", json_null());
+            json_object_set_new(o, "config_current", json_false());
+        } else {
+            uint64_t v = strtoull(PQgetvalue(r, i, 5), NULL, 10);
+            json_object_set_new(o, "config_version", json_integer((json_int_t)v));
+            json_object_set_new(o, "config_current", json_boolean(v == current));
+        }
+        json_object_set_new(o, "config_error", s_text_or_null(r, i, 6));
+        json_object_set_new(o, "address", s_text_or_null(r, i, 7));
+        json_object_set_new(o, "software_version", s_text_or_null(r, i, 8));
+        if (!PQgetisnull(r, i, 9))
+            health = json_loads(PQgetvalue(r, i, 9), 0, NULL);
+        json_object_set_new(o, "health", health != NULL ? health : json_null());
+        /* The key's first characters let an administrator compare before approving. */
+        if (!PQgetisnull(r, i, 10))
+            json_object_set_new(o, "key_fingerprint", json_stringn(PQgetvalue(r, i, 10), 8));
+        json_array_append_new(arr, o);
+    }
+    PQclear(r);
+    json_object_set_new(out, "children", arr);
+    return out;
+}

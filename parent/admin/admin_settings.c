@@ -1,0 +1,145 @@
+/* admin_settings: settings and configuration versions (R6.1, R6.2). The `settings` table keeps
+ * overrides only; a change is one transaction that stores the value, makes a new version and
+ * NOTIFYs the parent, which pushes the snapshot to every connected child. */
+#include "admin/admin.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db.h"
+#include "log.h"
+#include "util.h"
+
+int admin_config_version(PGconn *c, uint64_t *version, char *err, size_t errlen)
+{
+    PGresult *r = db_query(c, "SELECT max(version) FROM config_versions", 0, NULL, err, errlen);
+
+    if (r == NULL)
+        return -1;
+    *version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+settings_t *admin_settings_effective(PGconn *c, char *err, size_t errlen)
+{
+    PGresult *r;
+    settings_t *s;
+    uint64_t version;
+    char e[512];
+
+    /* One snapshot of both tables: REPEATABLE READ keeps version and values consistent. */
+    if (db_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, err, errlen) != 0)
+        return NULL;
+    if (admin_config_version(c, &version, err, errlen) != 0) {
+        db_rollback(c);
+        return NULL;
+    }
+    r = db_query(c, "SELECT section, name, value FROM settings", 0, NULL, err, errlen);
+    db_rollback(c);
+    if (r == NULL)
+        return NULL;
+    s = settings_new_defaults();
+    for (int i = 0; i < PQntuples(r); i++) {
+        /* A row this binary does not know (a newer parent wrote it) or no longer accepts is
+         * skipped with a warning rather than taking the whole configuration down. */
+        if (settings_set(s, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), e,
+                         sizeof e) != 0)
+            log_warn("stored setting ignored: %s", e);
+    }
+    PQclear(r);
+    settings_set_version(s, version);
+    return s;
+}
+
+int admin_settings_set(PGconn *c, const char *key, const char *value, uint64_t *version,
+                       char *err, size_t errlen)
+{
+    const struct setting_def *d = settings_find_key(key);
+    char canon[SETTINGS_VALUE_MAX], reason[SETTINGS_KEY_MAX + SETTINGS_VALUE_MAX + 16];
+    PGresult *r;
+
+    if (d == NULL) {
+        snprintf(err, errlen, "unknown setting '%.128s' (see `portcullis settings get`)", key);
+        return -1;
+    }
+    if (settings_validate(d, value, canon, sizeof canon, err, errlen) != 0)
+        return -1;
+    snprintf(reason, sizeof reason, "settings set %s.%s=%s", d->section, d->name, canon);
+    {
+        const char *p[] = { d->section, d->name, canon };
+        const char *pr[] = { reason };
+        if (db_begin(c, err, errlen) != 0)
+            return -1;
+        if (db_exec(c, "INSERT INTO settings (section, name, value) VALUES ($1, $2, $3) "
+                       "ON CONFLICT (section, name) DO UPDATE SET value = EXCLUDED.value, "
+                       "updated_at = now()", 3, p, err, errlen) != 0)
+            goto fail;
+        r = db_query(c, "INSERT INTO config_versions (reason) VALUES ($1) RETURNING version", 1,
+                     pr, err, errlen);
+        if (r == NULL)
+            goto fail;
+        *version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        /* Delivered at commit, so the parent never sees a version before its values. */
+        if (db_exec(c, "SELECT pg_notify('" ADMIN_NOTIFY_CONFIG "', $1)", 1, pr, err, errlen) != 0 ||
+            db_commit(c, err, errlen) != 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    db_rollback(c);
+    return -1;
+}
+
+static json_t *s_describe_one(const struct setting_def *d, const settings_t *s)
+{
+    json_t *o = json_object();
+    char key[SETTINGS_KEY_MAX];
+
+    snprintf(key, sizeof key, "%s.%s", d->section, d->name);
+    json_object_set_new(o, "key", json_string(key));
+    json_object_set_new(o, "type", json_string(settings_type_name(d->type)));
+    if (d->type == SETTING_INT) {
+        json_object_set_new(o, "value", json_integer(settings_int(s, d->id)));
+        json_object_set_new(o, "default", json_integer(atoll(d->default_value)));
+        json_object_set_new(o, "min", json_integer(d->min));
+        json_object_set_new(o, "max", json_integer(d->max));
+    } else if (d->type == SETTING_BOOL) {
+        json_object_set_new(o, "value", json_boolean(settings_bool(s, d->id)));
+        json_object_set_new(o, "default", json_boolean(strcmp(d->default_value, "true") == 0));
+    } else {
+        json_object_set_new(o, "value", json_string(settings_str(s, d->id)));
+        json_object_set_new(o, "default", json_string(d->default_value));
+    }
+    json_object_set_new(o, "unit", json_string(d->unit));
+    json_object_set_new(o, "description", json_string(d->description));
+    return o;
+}
+
+json_t *admin_settings_describe(PGconn *c, const char *key, char *err, size_t errlen)
+{
+    const struct setting_def *only = NULL;
+    settings_t *s;
+    json_t *out, *arr;
+
+    if (key != NULL && (only = settings_find_key(key)) == NULL) {
+        snprintf(err, errlen, "unknown setting '%.128s'", key);
+        return NULL;
+    }
+    if ((s = admin_settings_effective(c, err, errlen)) == NULL)
+        return NULL;
+    out = json_object();
+    arr = json_array();
+    json_object_set_new(out, "config_version", json_integer((json_int_t)settings_version(s)));
+    for (size_t i = 0; i < SETTING__COUNT; i++) {
+        const struct setting_def *d = settings_def((enum setting_id)i);
+        if (only == NULL || only == d)
+            json_array_append_new(arr, s_describe_one(d, s));
+    }
+    json_object_set_new(out, "settings", arr);
+    settings_free(&s);
+    return out;
+}

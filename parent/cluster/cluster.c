@@ -1,0 +1,661 @@
+/* cluster: see cluster.h. One thread, one zmq_poll loop over: the cluster ROUTER, the
+ * enrolment ROUTER, the ZAP handler (inproc REP), and the database connection's socket
+ * (NOTIFY). A child's identity is never taken from what it says: it is the User-Id that the
+ * ZAP handler bound to its CURVE key during the handshake. */
+#include "cluster/cluster.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "admin/admin.h"
+#include "cluster/enrol.h"
+#include "db/db.h"
+#include "link.h"
+#include "log.h"
+#include "util.h"
+#include "wire.h"
+
+#define CLUSTER_RID_MAX 256          /* bytes of a ROUTER routing id */
+#define CLUSTER_TICK_MS 500          /* housekeeping resolution */
+#define CLUSTER_DB_RETRY_MS 2000     /* reconnect interval while PostgreSQL is away */
+#define CLUSTER_SEEN_WRITE_MS 2000   /* last_seen is written at most this often per child */
+#define CLUSTER_REFUSAL_LOG_PER_S 20 /* cap on "refused" lines under a connection flood */
+
+struct peer {
+    int64_t id;
+    char name[64];
+    uint8_t rid[CLUSTER_RID_MAX];
+    size_t ridlen;
+    char address[64];
+    bool up;
+    uint64_t last_rx_ms, last_tx_ms, last_seen_write_ms;
+};
+
+struct cluster {
+    const struct cluster_options *opt;
+    void *ctx, *router, *enrol, *zap;
+    PGconn *db;
+    uint64_t db_retry_ms;
+    struct peer *peers;
+    size_t npeers, cappeers;
+    uint64_t config_version;      /* version of the cached snapshot */
+    uint8_t *snapshot;             /* packed Envelope{config} */
+    size_t snapshot_len;
+    uint64_t refusal_window_ms;
+    unsigned refusals_in_window;
+};
+
+/* --- database ----------------------------------------------------------------------------- */
+
+static bool s_db_ok(cluster_t *c)
+{
+    char err[512];
+
+    if (c->db != NULL && PQstatus(c->db) == CONNECTION_OK)
+        return true;
+    if (now_ms() < c->db_retry_ms)
+        return false;
+    c->db_retry_ms = now_ms() + CLUSTER_DB_RETRY_MS;
+    db_close(&c->db);
+    c->db = db_connect(c->opt->dsn, err, sizeof err);
+    if (c->db == NULL) {
+        log_err("%s (retrying every %d ms)", err, CLUSTER_DB_RETRY_MS);
+        return false;
+    }
+    if (db_exec(c->db, "LISTEN " ADMIN_NOTIFY_CONFIG, 0, NULL, err, sizeof err) != 0) {
+        log_err("LISTEN failed: %s", err);
+        db_close(&c->db);
+        return false;
+    }
+    log_info("database connected");
+    return true;
+}
+
+/* --- peers -------------------------------------------------------------------------------- */
+
+static struct peer *s_peer_find(cluster_t *c, int64_t id)
+{
+    for (size_t i = 0; i < c->npeers; i++)
+        if (c->peers[i].id == id)
+            return &c->peers[i];
+    return NULL;
+}
+
+static struct peer *s_peer_add(cluster_t *c, int64_t id)
+{
+    char idtxt[32], err[512];
+    const char *p[] = { idtxt };
+    PGresult *r;
+    struct peer *pe;
+
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
+    r = db_query(c->db, "SELECT name FROM children WHERE id = $1::bigint AND enrolment = 'enrolled'",
+                 1, p, err, sizeof err);
+    if (r == NULL || PQntuples(r) != 1) {
+        if (r == NULL)
+            log_err("child id=%s: %s", idtxt, err);
+        PQclear(r);
+        return NULL;
+    }
+    if (c->npeers == c->cappeers) {
+        c->cappeers = c->cappeers ? 2 * c->cappeers : 16;
+        c->peers = xrealloc(c->peers, c->cappeers * sizeof *c->peers);
+    }
+    pe = &c->peers[c->npeers++];
+    memset(pe, 0, sizeof *pe);
+    pe->id = id;
+    strlcpy_p(pe->name, PQgetvalue(r, 0, 0), sizeof pe->name);
+    PQclear(r);
+    return pe;
+}
+
+static void s_peer_send(cluster_t *c, struct peer *pe, const envelope_t *env)
+{
+    if (wire_send_zmq(c->router, pe->rid, pe->ridlen, env) != 0)
+        log_debug("send to %s failed: %s", pe->name, zmq_strerror(errno));
+    pe->last_tx_ms = now_ms();
+}
+
+static void s_peer_send_raw(cluster_t *c, struct peer *pe, const uint8_t *buf, size_t len)
+{
+    if (zmq_send(c->router, pe->rid, pe->ridlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(c->router, buf, len, ZMQ_DONTWAIT) < 0)
+        log_warn("send to %s failed: %s", pe->name, zmq_strerror(errno));
+    pe->last_tx_ms = now_ms();
+}
+
+static void s_peer_db(cluster_t *c, struct peer *pe, const char *sql, const char *arg)
+{
+    char idtxt[32], err[512];
+    const char *p[] = { idtxt, arg };
+
+    if (!s_db_ok(c))
+        return;
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, pe->id);
+    if (db_exec(c->db, sql, arg != NULL ? 2 : 1, p, err, sizeof err) != 0)
+        log_err("child %s: %s", pe->name, err);
+}
+
+static void s_peer_up(cluster_t *c, struct peer *pe)
+{
+    char idtxt[32], msg[256];
+
+    if (pe->up)
+        return;
+    pe->up = true;
+    log_info("child up name=%s address=%s", pe->name, pe->address);
+    s_peer_db(c, pe, "UPDATE children SET connected = true, last_seen = now(), address = $2 "
+                     "WHERE id = $1::bigint", pe->address);
+    pe->last_seen_write_ms = now_ms();
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, pe->id);
+    snprintf(msg, sizeof msg, "child %s up from %s", pe->name, pe->address);
+    if (s_db_ok(c))
+        db_event(c->db, "cluster", "info", idtxt, msg);
+}
+
+static void s_peer_down(cluster_t *c, struct peer *pe, uint64_t silent_ms)
+{
+    char idtxt[32], msg[256];
+
+    pe->up = false;
+    log_warn("child down name=%s address=%s silent_ms=%" PRIu64, pe->name, pe->address, silent_ms);
+    s_peer_db(c, pe, "UPDATE children SET connected = false WHERE id = $1::bigint", NULL);
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, pe->id);
+    snprintf(msg, sizeof msg, "child %s down: no contact for %" PRIu64 " ms", pe->name, silent_ms);
+    if (s_db_ok(c))
+        db_event(c->db, "cluster", "warning", idtxt, msg);
+}
+
+/* --- configuration snapshots -------------------------------------------------------------- */
+
+/* Rebuilds the cached snapshot if the database has a newer version; true if it changed. */
+static bool s_snapshot_refresh(cluster_t *c)
+{
+    char err[512];
+    settings_t *s;
+    Portcullis__ConfigSnapshot snap = PORTCULLIS__CONFIG_SNAPSHOT__INIT;
+    Portcullis__Setting items[SETTING__COUNT], *ptrs[SETTING__COUNT];
+    envelope_t env = PORTCULLIS__ENVELOPE__INIT;
+
+    if (!s_db_ok(c))
+        return false;
+    if ((s = admin_settings_effective(c->db, err, sizeof err)) == NULL) {
+        log_err("configuration not loaded: %s", err);
+        return false;
+    }
+    if (settings_version(s) == c->config_version) {
+        settings_free(&s);
+        return false;
+    }
+    for (size_t i = 0; i < SETTING__COUNT; i++) {
+        const struct setting_def *d = settings_def((enum setting_id)i);
+        portcullis__setting__init(&items[i]);
+        items[i].section = (char *)d->section;
+        items[i].name = (char *)d->name;
+        items[i].value = (char *)settings_str(s, d->id);
+        ptrs[i] = &items[i];
+    }
+    snap.version = settings_version(s);
+    snap.n_settings = SETTING__COUNT;
+    snap.settings = ptrs;
+    env.body_case = PORTCULLIS__ENVELOPE__BODY_CONFIG;
+    env.config = &snap;
+    free(c->snapshot);
+    c->snapshot = wire_pack(&env, &c->snapshot_len);
+    c->config_version = snap.version;
+    settings_free(&s);
+    log_info("configuration version=%" PRIu64 " loaded", c->config_version);
+    return true;
+}
+
+static void s_push_config_all(cluster_t *c)
+{
+    unsigned n = 0;
+
+    for (size_t i = 0; i < c->npeers; i++) {
+        if (c->peers[i].up) {
+            s_peer_send_raw(c, &c->peers[i], c->snapshot, c->snapshot_len);
+            n++;
+        }
+    }
+    log_info("configuration version=%" PRIu64 " pushed to %u children", c->config_version, n);
+}
+
+static void s_db_input(cluster_t *c)
+{
+    PGnotify *n;
+    bool any = false;
+
+    if (PQconsumeInput(c->db) == 0) {
+        log_err("database connection lost: %s", PQerrorMessage(c->db));
+        db_close(&c->db);
+        return;
+    }
+    while ((n = PQnotifies(c->db)) != NULL) {
+        any = true;
+        PQfreemem(n);
+    }
+    if (any && s_snapshot_refresh(c))
+        s_push_config_all(c);
+}
+
+/* --- ZAP: who may connect ------------------------------------------------------------------ */
+
+static bool s_refusal_log_allowed(cluster_t *c)
+{
+    uint64_t now = now_ms();
+
+    if (now - c->refusal_window_ms >= 1000) {
+        c->refusal_window_ms = now;
+        c->refusals_in_window = 0;
+    }
+    return ++c->refusals_in_window <= CLUSTER_REFUSAL_LOG_PER_S;
+}
+
+static void s_zap_reply(void *zap, const char *reqid, size_t reqidlen, const char *code,
+                        const char *text, const char *user)
+{
+    zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(zap, reqid, reqidlen, ZMQ_SNDMORE);
+    zmq_send(zap, code, strlen(code), ZMQ_SNDMORE);
+    zmq_send(zap, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(zap, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(zap, "", 0, 0);
+}
+
+static void s_zap_handle(cluster_t *c)
+{
+    /* Frames: version, request id, domain, address, routing id, mechanism, credentials… */
+    char frames[7][256];
+    size_t lens[7] = { 0 };
+    int nf = 0, more = 1;
+    size_t moresz = sizeof more;
+    char key[KEYS_Z85_LEN + 1] = "", address[64], err[512];
+
+    while (more) {
+        char buf[256];
+        int n = zmq_recv(c->zap, buf, sizeof buf, 0);
+        if (n < 0)
+            return;
+        if (nf < 7) {
+            lens[nf] = (size_t)n < sizeof buf ? (size_t)n : sizeof buf;
+            memcpy(frames[nf], buf, lens[nf]);
+            nf++;
+        }
+        zmq_getsockopt(c->zap, ZMQ_RCVMORE, &more, &moresz);
+    }
+    if (nf < 7 || lens[5] != 5 || memcmp(frames[5], "CURVE", 5) != 0 || lens[6] != 32) {
+        if (nf >= 2)
+            s_zap_reply(c->zap, frames[1], lens[1], "400", "CURVE required", "");
+        return;
+    }
+    zmq_z85_encode(key, (const uint8_t *)frames[6], 32);
+    snprintf(address, sizeof address, "%.*s", (int)lens[3], frames[3]);
+
+    if (lens[2] == strlen(LINK_ZAP_ENROL) && memcmp(frames[2], LINK_ZAP_ENROL, lens[2]) == 0) {
+        /* Anyone may ask to enrol; the request itself is judged by enrol_handle. */
+        s_zap_reply(c->zap, frames[1], lens[1], "200", "OK", key);
+        return;
+    }
+    if (!s_db_ok(c)) {
+        /* Fail closed: without the database nobody new is let in. */
+        log_warn("zap deferred key=%.8s… address=%s: database unavailable", key, address);
+        s_zap_reply(c->zap, frames[1], lens[1], "300", "database unavailable", "");
+        return;
+    }
+    {
+        const char *p[] = { key };
+        PGresult *r = db_query(c->db, "SELECT id FROM children WHERE public_key = $1 "
+                                      "AND enrolment = 'enrolled'", 1, p, err, sizeof err);
+        if (r != NULL && PQntuples(r) == 1) {
+            s_zap_reply(c->zap, frames[1], lens[1], "200", "OK", PQgetvalue(r, 0, 0));
+            PQclear(r);
+            return;
+        }
+        if (r == NULL)
+            log_err("zap lookup: %s", err);
+        PQclear(r);
+    }
+    if (s_refusal_log_allowed(c))
+        log_warn("zap refused unenrolled key=%.8s… address=%s domain=%s", key, address,
+                 LINK_ZAP_CLUSTER);
+    s_zap_reply(c->zap, frames[1], lens[1], "400", "key not enrolled", "");
+}
+
+/* --- messages from children ----------------------------------------------------------------- */
+
+/* Receives [routing id][payload] from a ROUTER; the payload's metadata says who sent it. */
+static int s_recv(void *sock, uint8_t *rid, size_t *ridlen, zmq_msg_t *payload)
+{
+    int more = 0;
+    size_t moresz = sizeof more;
+    int n = zmq_recv(sock, rid, CLUSTER_RID_MAX, ZMQ_DONTWAIT);
+
+    if (n < 0)
+        return -1;
+    *ridlen = (size_t)n < CLUSTER_RID_MAX ? (size_t)n : CLUSTER_RID_MAX;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &moresz);
+    if (!more)
+        return 1; /* a lone frame: nothing to do */
+    zmq_msg_init(payload);
+    if (zmq_msg_recv(payload, sock, 0) < 0) {
+        zmq_msg_close(payload);
+        return -1;
+    }
+    /* Drain anything past the payload: a well-behaved child never sends it. */
+    while (zmq_msg_more(payload)) {
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        zmq_msg_recv(&extra, sock, 0);
+        int m = zmq_msg_more(&extra);
+        zmq_msg_close(&extra);
+        if (!m)
+            break;
+    }
+    return 0;
+}
+
+static void s_meta(zmq_msg_t *m, const char *prop, char *out, size_t outlen)
+{
+    const char *v = zmq_msg_gets(m, prop);
+    strlcpy_p(out, v != NULL ? v : "?", outlen);
+}
+
+static json_t *s_health_json(const Portcullis__Health *h)
+{
+    json_t *o = json_object(), *pats = json_object();
+
+    json_object_set_new(o, "state", json_string(h->state ? h->state : ""));
+    json_object_set_new(o, "scan_service", json_string(h->scan_service ? h->scan_service : ""));
+    json_object_set_new(o, "scan_method", json_string(h->scan_method ? h->scan_method : ""));
+    json_object_set_new(o, "config_version", json_integer((json_int_t)h->config_version));
+    for (size_t i = 0; i < h->n_patterns; i++)
+        json_object_set_new(pats, h->patterns[i]->component, json_string(h->patterns[i]->version));
+    json_object_set_new(o, "patterns", pats);
+    json_object_set_new(o, "messages_per_minute", json_integer(h->messages_per_minute));
+    json_object_set_new(o, "scan_restarts", json_integer(h->scan_restarts));
+    json_object_set_new(o, "uptime_s", json_integer((json_int_t)h->uptime_s));
+    if (h->stats != NULL) {
+        const Portcullis__ScanStats *s = h->stats;
+        json_t *st = json_object();
+        json_object_set_new(st, "connections", json_integer((json_int_t)s->connections));
+        json_object_set_new(st, "messages_relayed", json_integer((json_int_t)s->messages_relayed));
+        json_object_set_new(st, "messages_tempfailed", json_integer((json_int_t)s->messages_tempfailed));
+        json_object_set_new(st, "messages_rejected", json_integer((json_int_t)s->messages_rejected));
+        json_object_set_new(st, "inflight", json_integer(s->inflight));
+        json_object_set_new(st, "sessions", json_integer(s->sessions));
+        json_object_set_new(st, "bytes_relayed", json_integer((json_int_t)s->bytes_relayed));
+        json_object_set_new(o, "stats", st);
+    }
+    return o;
+}
+
+static void s_child_message(cluster_t *c, struct peer *pe, const envelope_t *env)
+{
+    char v[32];
+
+    switch (env->body_case) {
+    case PORTCULLIS__ENVELOPE__BODY_HELLO:
+        log_info("hello from child name=%s version=%s config_version=%" PRIu64, pe->name,
+                 env->hello->software_version, env->hello->config_version);
+        snprintf(v, sizeof v, "%" PRIu64, env->hello->config_version);
+        s_peer_db(c, pe, "UPDATE children SET applied_config_version = NULLIF($2, '0')::bigint "
+                         "WHERE id = $1::bigint", v);
+        s_peer_db(c, pe, "UPDATE children SET software_version = $2 WHERE id = $1::bigint",
+                  env->hello->software_version);
+        s_peer_up(c, pe);
+        if (env->hello->config_version != c->config_version && c->snapshot != NULL)
+            s_peer_send_raw(c, pe, c->snapshot, c->snapshot_len);
+        break;
+    case PORTCULLIS__ENVELOPE__BODY_CONFIG_APPLIED:
+        if (env->config_applied->ok) {
+            log_info("child %s applied configuration version=%" PRIu64, pe->name,
+                     env->config_applied->version);
+            snprintf(v, sizeof v, "%" PRIu64, env->config_applied->version);
+            s_peer_db(c, pe, "UPDATE children SET applied_config_version = $2::bigint, "
+                             "config_error = NULL WHERE id = $1::bigint", v);
+        } else {
+            log_warn("child %s refused configuration version=%" PRIu64 ": %s", pe->name,
+                     env->config_applied->refused_version, env->config_applied->error);
+            s_peer_db(c, pe, "UPDATE children SET config_error = $2 WHERE id = $1::bigint",
+                      env->config_applied->error);
+        }
+        break;
+    case PORTCULLIS__ENVELOPE__BODY_HEALTH: {
+        json_t *j = s_health_json(env->health);
+        char *txt = json_dumps(j, JSON_COMPACT);
+        s_peer_db(c, pe, "UPDATE children SET last_health = $2::jsonb, last_health_at = now() "
+                         "WHERE id = $1::bigint", txt);
+        free(txt);
+        json_decref(j);
+        break;
+    }
+    case PORTCULLIS__ENVELOPE__BODY_HEARTBEAT:
+        break;
+    default:
+        log_warn("child %s sent an unexpected %s message; ignored", pe->name, wire_body_name(env));
+        break;
+    }
+}
+
+static void s_router_input(cluster_t *c)
+{
+    uint8_t rid[CLUSTER_RID_MAX];
+    size_t ridlen;
+    zmq_msg_t payload;
+    char user[32], address[64];
+    int64_t id;
+    struct peer *pe;
+    envelope_t *env;
+
+    for (int budget = 0; budget < 1000; budget++) {
+        int r = s_recv(c->router, rid, &ridlen, &payload);
+        if (r < 0)
+            return;
+        if (r > 0)
+            continue;
+        s_meta(&payload, "User-Id", user, sizeof user);
+        s_meta(&payload, "Peer-Address", address, sizeof address);
+        env = wire_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
+        zmq_msg_close(&payload);
+        if (parse_int64(user, &id) != 0 || env == NULL) {
+            log_warn("undecodable message from %s (user=%s); dropped", address, user);
+            wire_free(&env);
+            continue;
+        }
+        pe = s_peer_find(c, id);
+        if (pe == NULL && (!s_db_ok(c) || (pe = s_peer_add(c, id)) == NULL)) {
+            /* Removed after it connected, or the database is away: ignore until it is back. */
+            wire_free(&env);
+            continue;
+        }
+        memcpy(pe->rid, rid, ridlen);
+        pe->ridlen = ridlen;
+        strlcpy_p(pe->address, address, sizeof pe->address);
+        pe->last_rx_ms = now_ms();
+        if (!pe->up && env->body_case != PORTCULLIS__ENVELOPE__BODY_HELLO) {
+            /* Back after a silence without a Hello (link resumed): treat as up again and make
+             * sure it runs the current configuration. */
+            s_peer_up(c, pe);
+            if (c->snapshot != NULL)
+                s_peer_send_raw(c, pe, c->snapshot, c->snapshot_len);
+        }
+        if (pe->up && now_ms() - pe->last_seen_write_ms >= CLUSTER_SEEN_WRITE_MS) {
+            s_peer_db(c, pe, "UPDATE children SET last_seen = now(), connected = true "
+                             "WHERE id = $1::bigint", NULL);
+            pe->last_seen_write_ms = now_ms();
+        }
+        s_child_message(c, pe, env);
+        wire_free(&env);
+    }
+}
+
+static void s_enrol_input(cluster_t *c)
+{
+    uint8_t rid[CLUSTER_RID_MAX];
+    size_t ridlen;
+    zmq_msg_t payload;
+    char key[64], address[64], msg[512];
+    envelope_t *env;
+
+    for (int budget = 0; budget < 100; budget++) {
+        int r = s_recv(c->enrol, rid, &ridlen, &payload);
+        if (r < 0)
+            return;
+        if (r > 0)
+            continue;
+        s_meta(&payload, "User-Id", key, sizeof key);
+        s_meta(&payload, "Peer-Address", address, sizeof address);
+        env = wire_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
+        zmq_msg_close(&payload);
+        if (env == NULL || env->body_case != PORTCULLIS__ENVELOPE__BODY_ENROLL_REQUEST) {
+            log_warn("enrolment socket: unexpected message from %s; dropped", address);
+            wire_free(&env);
+            continue;
+        }
+        Portcullis__EnrollReply reply = PORTCULLIS__ENROLL_REPLY__INIT;
+        envelope_t out = PORTCULLIS__ENVELOPE__INIT;
+        if (!s_db_ok(c)) {
+            reply.status = PORTCULLIS__ENROLL_REPLY__STATUS__REFUSED;
+            reply.message = "the parent's database is unavailable; try again later";
+        } else {
+            enrol_handle(c->db, key, address, env->enroll_request, &reply, msg, sizeof msg);
+        }
+        out.body_case = PORTCULLIS__ENVELOPE__BODY_ENROLL_REPLY;
+        out.enroll_reply = &reply;
+        if (wire_send_zmq(c->enrol, rid, ridlen, &out) != 0)
+            log_debug("enrolment reply to %s not sent: %s", address, zmq_strerror(errno));
+        wire_free(&env);
+    }
+}
+
+/* --- housekeeping ------------------------------------------------------------------------- */
+
+static void s_tick(cluster_t *c)
+{
+    uint64_t now = now_ms();
+    Portcullis__Heartbeat hb = PORTCULLIS__HEARTBEAT__INIT;
+    envelope_t env = PORTCULLIS__ENVELOPE__INIT;
+
+    /* NOTIFY is the fast path; this catches versions made while we were disconnected. */
+    if (s_snapshot_refresh(c))
+        s_push_config_all(c);
+    hb.sent_ms = wall_ms();
+    env.body_case = PORTCULLIS__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    for (size_t i = 0; i < c->npeers; i++) {
+        struct peer *pe = &c->peers[i];
+        if (!pe->up)
+            continue;
+        if (now - pe->last_rx_ms > (uint64_t)LINK_HEARTBEAT_MS * LINK_LIVENESS) {
+            s_peer_down(c, pe, now - pe->last_rx_ms);
+            continue;
+        }
+        if (now - pe->last_tx_ms >= LINK_HEARTBEAT_MS)
+            s_peer_send(c, pe, &env);
+    }
+}
+
+/* --- life cycle ----------------------------------------------------------------------------- */
+
+cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errlen)
+{
+    cluster_t *c = xcalloc(1, sizeof *c);
+
+    c->opt = opt;
+    c->ctx = zmq_ctx_new();
+    if (!zmq_has("curve")) {
+        snprintf(err, errlen, "this libzmq has no CURVE support; install a libzmq built with libsodium");
+        goto fail;
+    }
+    c->db = db_connect(opt->dsn, err, errlen);
+    if (c->db == NULL)
+        goto fail;
+    if (db_exec(c->db, "LISTEN " ADMIN_NOTIFY_CONFIG, 0, NULL, err, errlen) != 0)
+        goto fail;
+    /* The ZAP handler must exist before any CURVE socket binds. */
+    c->zap = zmq_socket(c->ctx, ZMQ_REP);
+    if (c->zap == NULL || zmq_bind(c->zap, "inproc://zeromq.zap.01") != 0) {
+        snprintf(err, errlen, "ZAP handler: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    c->router = link_server_socket(c->ctx, opt->keys, LINK_ZAP_CLUSTER, opt->cluster_endpoint,
+                                   err, errlen);
+    if (c->router == NULL)
+        goto fail;
+    c->enrol = link_server_socket(c->ctx, opt->keys, LINK_ZAP_ENROL, opt->enrol_endpoint, err,
+                                  errlen);
+    if (c->enrol == NULL)
+        goto fail;
+    s_snapshot_refresh(c);
+    return c;
+fail:
+    cluster_free(&c);
+    return NULL;
+}
+
+void cluster_run(cluster_t *c, volatile sig_atomic_t *stop)
+{
+    uint64_t next_tick = now_ms();
+
+    while (!*stop) {
+        zmq_pollitem_t items[4] = {
+            { c->router, 0, ZMQ_POLLIN, 0 },
+            { c->enrol, 0, ZMQ_POLLIN, 0 },
+            { c->zap, 0, ZMQ_POLLIN, 0 },
+            { NULL, c->db != NULL ? PQsocket(c->db) : -1, ZMQ_POLLIN, 0 },
+        };
+        int nitems = c->db != NULL ? 4 : 3;
+        uint64_t now = now_ms();
+        long timeout = next_tick > now ? (long)(next_tick - now) : 0;
+
+        if (zmq_poll(items, nitems, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_err("zmq_poll: %s", zmq_strerror(errno));
+            break;
+        }
+        if (items[2].revents & ZMQ_POLLIN)
+            s_zap_handle(c);
+        if (items[1].revents & ZMQ_POLLIN)
+            s_enrol_input(c);
+        if (items[0].revents & ZMQ_POLLIN)
+            s_router_input(c);
+        if (nitems == 4 && (items[3].revents & ZMQ_POLLIN))
+            s_db_input(c);
+        if (now_ms() >= next_tick) {
+            s_tick(c);
+            next_tick = now_ms() + CLUSTER_TICK_MS;
+        }
+    }
+}
+
+void cluster_free(cluster_t **cp)
+{
+    cluster_t *c;
+
+    if (cp == NULL || (c = *cp) == NULL)
+        return;
+    if (c->db != NULL) {
+        /* A clean stop: children will be judged by their silence, but say so now. */
+        char err[256];
+        if (db_exec(c->db, "UPDATE children SET connected = false WHERE connected", 0, NULL, err,
+                    sizeof err) != 0)
+            log_warn("%s", err);
+    }
+    link_close(&c->router);
+    link_close(&c->enrol);
+    link_close(&c->zap);
+    if (c->ctx != NULL)
+        zmq_ctx_term(c->ctx);
+    db_close(&c->db);
+    free(c->peers);
+    free(c->snapshot);
+    free(c);
+    *cp = NULL;
+}

@@ -1,0 +1,16 @@
+/* enrol: the parent's answer to an EnrollRequest on the enrolment socket (R7.1): a one-time
+ * token enrols the key at once; without a token the key waits for an administrator's
+ * `portcullis child approve NAME`. */
+#ifndef PORTCULLIS_ENROL_H
+#define PORTCULLIS_ENROL_H
+
+#include <libpq-fe.h>
+
+#include "wire.h"
+
+/* Decides and records; fills reply (status + message for the child's log). */
+void enrol_handle(PGconn *db, const char *key_z85, const char *address,
+                  const Portcullis__EnrollRequest *req, Portcullis__EnrollReply *reply,
+                  char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,20 @@
+/* parent_conf: the keys of /etc/portcullis/parent.conf, shared by the daemon and the CLI. */
+#ifndef PORTCULLIS_PARENT_CONF_H
+#define PORTCULLIS_PARENT_CONF_H
+
+#include "conf.h"
+
+#define PARENT_CONF_DEFAULT "/etc/portcullis/parent.conf"
+#define PARENT_CONF_ENV "PORTCULLIS_PARENT_CONF"
+
+static const struct conf_key parent_conf_keys[] = {
+    { "db", "dbname=portcullis", "libpq connection string of the parent's database" },
+    { "cluster_listen", "tcp://0.0.0.0:7710", "ZeroMQ endpoint for enrolled children" },
+    { "enrol_listen", "tcp://0.0.0.0:7711", "ZeroMQ endpoint for enrolment requests" },
+    { "cluster_public_endpoint", "", "cluster endpoint as children reach it (shown by enroll-token)" },
+    { "enrol_public_endpoint", "", "enrolment endpoint as children reach it" },
+    { "state_dir", "/var/lib/portcullis-parent", "directory of the parent's CURVE keypair" },
+    { "log_level", "info", "error, warning, info or debug" },
+};
+
+#endif
