@@ -1,1 +1,550 @@
-int manager_placeholder_x;
+/* manager: see manager.h. One zmq_poll loop over the parent link (enrolment DEALER, then
+ * cluster DEALER), the scan service's control socket and a self-pipe for signals.
+ *
+ * Link states (Paranoid Pirate): ENROL asks the enrolment socket whether our key is in (the
+ * answer is quick and says why not); LINKING sends Hello until the parent answers; UP carries
+ * config, heartbeats and health; silence for LINK_LIVENESS heartbeats → BACKOFF (1 → 32 s)
+ * → ENROL again. Mail never waits for any of this: the scan service runs on the cached
+ * configuration from the first second. */
+#include "manager/manager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "conf.h"
+#include "fs.h"
+#include "keys.h"
+#include "link.h"
+#include "log.h"
+#include "manager/config_cache.h"
+#include "manager/scan_proc.h"
+#include "util.h"
+#include "wire.h"
+
+#define MANAGER_ENROL_RETRY_MS 5000     /* resend an unanswered or pending enrolment request */
+#define MANAGER_REFUSED_RETRY_MS 30000  /* after a refusal: the administrator has to act */
+#define MANAGER_CONNECT_RETRY_MS 200   /* resend while the connection is being made */
+#define MANAGER_RATE_WINDOW 61          /* one-second samples kept for messages per minute */
+
+static const struct conf_key s_conf_keys[] = {
+    { "name", NULL, "this child's name, as the parent knows it" },
+    { "parent_cluster", NULL, "parent's cluster endpoint, e.g. tcp://parent:7710" },
+    { "parent_enrol", NULL, "parent's enrolment endpoint, e.g. tcp://parent:7711" },
+    { "parent_public_key", NULL, "parent's CURVE public key (Z85), from `portcullis child enroll-token`" },
+    { "enroll_token", "", "one-time enrolment token; empty: wait for `portcullis child approve`" },
+    { "state_dir", "/var/lib/portcullis", "keys, cached configuration, spool" },
+    { "smtp_listen", "127.0.0.1:10025", "where the upstream MTA delivers to the scan service" },
+    { "downstream", "127.0.0.1:10026", "the downstream (reinjection) MTA" },
+    { "hostname", "", "name in the SMTP greeting; empty: the system host name" },
+    { "log_level", "info", "error, warning, info or debug" },
+};
+
+enum link_state { LINK_ENROL, LINK_LINKING, LINK_UP, LINK_BACKOFF };
+
+struct manager {
+    conf_t *conf;
+    const char *name, *parent_public;
+    struct curve_keypair keys;
+    char config_path[4096], hostname[256];
+    settings_t *settings;            /* in force; version 0 = defaults, never configured */
+    uint64_t pending_ack;            /* version sent to the scan service, awaiting its word */
+
+    void *ctx, *sock;
+    enum link_state state;
+    uint64_t state_until_ms, last_rx_ms, last_tx_ms, next_health_ms;
+    unsigned backoff_ms;
+    int last_enrol_status;           /* to log a pending/refused answer once, not every 5 s */
+
+    struct scan_proc scan;
+    uint64_t started_ms;
+    uint64_t rate_at[MANAGER_RATE_WINDOW], rate_count[MANAGER_RATE_WINDOW];
+    unsigned rate_head;
+};
+
+static int s_sigpipe[2] = { -1, -1 };
+
+static void s_on_signal(int sig)
+{
+    unsigned char b = (unsigned char)sig;
+    int saved = errno;
+    ssize_t w = write(s_sigpipe[1], &b, 1);
+    (void)w;
+    errno = saved;
+}
+
+/* --- link --------------------------------------------------------------------------------- */
+
+/* 0 sent; -1 not sent (no connection yet: ZMQ_IMMEDIATE queues nothing). */
+static int s_send(struct manager *m, const envelope_t *env)
+{
+    if (m->sock == NULL)
+        return -1;
+    if (wire_send_zmq(m->sock, NULL, 0, env) == 0) {
+        m->last_tx_ms = now_ms();
+        return 0;
+    }
+    if (errno != EAGAIN)
+        log_warn("send %s to parent: %s", wire_body_name(env), zmq_strerror(errno));
+    return -1;
+}
+
+static void s_open(struct manager *m, const char *endpoint)
+{
+    char err[512];
+
+    link_close(&m->sock);
+    m->sock = link_client_socket(m->ctx, &m->keys, m->parent_public, endpoint, err, sizeof err);
+    if (m->sock == NULL)
+        log_err("%s", err);
+}
+
+static void s_send_enrol(struct manager *m)
+{
+    Portcullis__EnrollRequest req = PORTCULLIS__ENROLL_REQUEST__INIT;
+    envelope_t env = PORTCULLIS__ENVELOPE__INIT;
+
+    req.name = (char *)m->name;
+    req.token = (char *)conf_get(m->conf, "enroll_token");
+    req.software_version = PORTCULLIS_VERSION;
+    env.body_case = PORTCULLIS__ENVELOPE__BODY_ENROLL_REQUEST;
+    env.enroll_request = &req;
+    /* Unsent means not connected yet: try again soon rather than after the full retry. */
+    m->state_until_ms = now_ms() + (s_send(m, &env) == 0 ? MANAGER_ENROL_RETRY_MS
+                                                          : MANAGER_CONNECT_RETRY_MS);
+}
+
+static void s_enter_enrol(struct manager *m)
+{
+    m->state = LINK_ENROL;
+    s_open(m, conf_get(m->conf, "parent_enrol"));
+    s_send_enrol(m);
+}
+
+static void s_send_hello(struct manager *m)
+{
+    Portcullis__Hello h = PORTCULLIS__HELLO__INIT;
+    envelope_t env = PORTCULLIS__ENVELOPE__INIT;
+
+    h.name = (char *)m->name;
+    h.software_version = PORTCULLIS_VERSION;
+    h.config_version = settings_version(m->settings);
+    env.body_case = PORTCULLIS__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    if (s_send(m, &env) != 0)
+        m->state_until_ms = now_ms() + MANAGER_CONNECT_RETRY_MS;
+    else
+        m->state_until_ms = now_ms() + LINK_HEARTBEAT_MS;
+}
+
+static void s_enter_linking(struct manager *m)
+{
+    m->state = LINK_LINKING;
+    s_open(m, conf_get(m->conf, "parent_cluster"));
+    m->last_rx_ms = now_ms();
+    s_send_hello(m);
+}
+
+static void s_link_lost(struct manager *m, const char *why)
+{
+    log_warn("link down: %s; reconnecting in %u ms", why, m->backoff_ms);
+    link_close(&m->sock);
+    m->state = LINK_BACKOFF;
+    m->state_until_ms = now_ms() + m->backoff_ms;
+    m->backoff_ms = m->backoff_ms * 2 > LINK_RECONNECT_MAX_MS ? LINK_RECONNECT_MAX_MS
+                                                              : m->backoff_ms * 2;
+}
+
+static void s_enrol_reply(struct manager *m, const Portcullis__EnrollReply *r)
+{
+    int st = (int)r->status;
+    bool changed = st != m->last_enrol_status;
+
+    m->last_enrol_status = st;
+    switch (r->status) {
+    case PORTCULLIS__ENROLL_REPLY__STATUS__ENROLLED:
+        if (changed)
+            log_info("enrolled with parent name=%s: %s", m->name, r->message);
+        s_enter_linking(m);
+        return;
+    case PORTCULLIS__ENROLL_REPLY__STATUS__PENDING:
+        if (changed)
+            log_warn("enrolment pending name=%s: %s", m->name, r->message);
+        m->state_until_ms = now_ms() + MANAGER_ENROL_RETRY_MS;
+        return;
+    default:
+        log_err("enrolment refused name=%s: %s", m->name, r->message ? r->message : "");
+        m->state_until_ms = now_ms() + MANAGER_REFUSED_RETRY_MS;
+        return;
+    }
+}
+
+/* --- configuration ------------------------------------------------------------------------ */
+
+static void s_ack(struct manager *m, uint64_t version, bool ok, const char *error)
+{
+    Portcullis__ConfigApplied a = PORTCULLIS__CONFIG_APPLIED__INIT;
+    envelope_t env = PORTCULLIS__ENVELOPE__INIT;
+
+    a.ok = ok;
+    if (ok)
+        a.version = version;
+    else {
+        a.version = settings_version(m->settings);
+        a.refused_version = version;
+        a.error = (char *)error;
+    }
+    env.body_case = PORTCULLIS__ENVELOPE__BODY_CONFIG_APPLIED;
+    env.config_applied = &a;
+    s_send(m, &env);
+}
+
+static void s_config(struct manager *m, envelope_t *env)
+{
+    const Portcullis__ConfigSnapshot *snap = env->config;
+    char err[1024];
+    settings_t *s;
+
+    if (snap->version == settings_version(m->settings)) {
+        s_ack(m, snap->version, true, NULL);
+        return;
+    }
+    s = wire_settings_from_snapshot(snap, err, sizeof err);
+    if (s == NULL) {
+        log_err("configuration version=%" PRIu64 " refused, keeping version=%" PRIu64 ": %s",
+                snap->version, settings_version(m->settings), err);
+        s_ack(m, snap->version, false, err);
+        return;
+    }
+    if (config_cache_store(m->config_path, snap, err, sizeof err) != 0) {
+        log_err("configuration version=%" PRIu64 " not stored: %s", snap->version, err);
+        settings_free(&s);
+        s_ack(m, snap->version, false, err);
+        return;
+    }
+    settings_free(&m->settings);
+    m->settings = s;
+    log_info("configuration version=%" PRIu64 " stored", snap->version);
+    /* In force once the scan service says so; a stopped one reads the file when it starts. */
+    if (scan_proc_send(&m->scan, env) == 0)
+        m->pending_ack = snap->version;
+    else
+        s_ack(m, snap->version, true, NULL);
+}
+
+static void s_scan_message(struct manager *m, envelope_t *env)
+{
+    switch (env->body_case) {
+    case PORTCULLIS__ENVELOPE__BODY_SCAN_STATS:
+        if (m->scan.stats == NULL)
+            log_info("scan service running pid=%ld", (long)m->scan.pid);
+        else
+            portcullis__scan_stats__free_unpacked(m->scan.stats, NULL);
+        m->scan.stats = env->scan_stats;
+        env->scan_stats = NULL;
+        env->body_case = PORTCULLIS__ENVELOPE__BODY__NOT_SET;
+        break;
+    case PORTCULLIS__ENVELOPE__BODY_CONFIG_APPLIED: {
+        const Portcullis__ConfigApplied *a = env->config_applied;
+        if (a->ok)
+            log_info("scan service applied configuration version=%" PRIu64, a->version);
+        else
+            log_err("scan service refused configuration version=%" PRIu64 ": %s",
+                    a->refused_version, a->error);
+        if (a->ok && a->version == m->pending_ack)
+            m->pending_ack = 0;
+        s_ack(m, a->ok ? a->version : a->refused_version, a->ok, a->error);
+        break;
+    }
+    default:
+        log_warn("scan service sent an unexpected %s; ignored", wire_body_name(env));
+        break;
+    }
+}
+
+/* --- health (R7.2) ------------------------------------------------------------------------ */
+
+static uint64_t s_messages_total(const struct manager *m)
+{
+    const Portcullis__ScanStats *s = m->scan.stats;
+    return s == NULL ? 0 : s->messages_relayed + s->messages_tempfailed + s->messages_rejected;
+}
+
+/* One sample a second; the per-minute figure is the difference across the window, counting
+ * a scan service restart (counter reset) as a fresh start rather than a negative rate. */
+static void s_rate_sample(struct manager *m)
+{
+    uint64_t now = now_ms();
+    unsigned last = (m->rate_head + MANAGER_RATE_WINDOW - 1) % MANAGER_RATE_WINDOW;
+
+    if (m->rate_at[last] != 0 && now - m->rate_at[last] < 1000)
+        return;
+    m->rate_at[m->rate_head] = now;
+    m->rate_count[m->rate_head] = s_messages_total(m);
+    m->rate_head = (m->rate_head + 1) % MANAGER_RATE_WINDOW;
+}
+
+static uint32_t s_per_minute(const struct manager *m)
+{
+    uint64_t now = now_ms(), cur = s_messages_total(m), oldest = cur;
+
+    for (unsigned i = 0; i < MANAGER_RATE_WINDOW; i++) {
+        if (m->rate_at[i] != 0 && now - m->rate_at[i] <= 60000 && m->rate_count[i] <= cur &&
+            m->rate_count[i] < oldest)
+            oldest = m->rate_count[i];
+    }
+    return (uint32_t)(cur - oldest);
+}
+
+static void s_send_health(struct manager *m)
+{
+    Portcullis__Health h = PORTCULLIS__HEALTH__INIT;
+    envelope_t env = PORTCULLIS__ENVELOPE__INIT;
+
+    h.state = "up";
+    h.scan_service = (char *)scan_proc_state(&m->scan);
+    h.scan_method = "none"; /* no scan engine yet: the relay only */
+    h.config_version = settings_version(m->settings);
+    h.stats = m->scan.stats;
+    h.messages_per_minute = s_per_minute(m);
+    h.scan_restarts = m->scan.restarts;
+    h.uptime_s = (now_ms() - m->started_ms) / 1000;
+    env.body_case = PORTCULLIS__ENVELOPE__BODY_HEALTH;
+    env.health = &h;
+    s_send(m, &env);
+}
+
+/* --- loop ---------------------------------------------------------------------------------- */
+
+static void s_parent_input(struct manager *m)
+{
+    for (int budget = 0; budget < 100 && m->sock != NULL; budget++) {
+        zmq_msg_t msg;
+        envelope_t *env;
+
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, m->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            return;
+        }
+        env = wire_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg));
+        if (env == NULL) {
+            log_warn("undecodable message from parent (%zu bytes); dropped", zmq_msg_size(&msg));
+            zmq_msg_close(&msg);
+            continue;
+        }
+        zmq_msg_close(&msg);
+        m->last_rx_ms = now_ms();
+        if (m->state == LINK_ENROL) {
+            if (env->body_case == PORTCULLIS__ENVELOPE__BODY_ENROLL_REPLY)
+                s_enrol_reply(m, env->enroll_reply);
+            wire_free(&env);
+            continue;
+        }
+        if (m->state == LINK_LINKING) {
+            m->state = LINK_UP;
+            m->backoff_ms = LINK_RECONNECT_MIN_MS;
+            m->next_health_ms = now_ms();
+            log_info("link up with parent %s", conf_get(m->conf, "parent_cluster"));
+        }
+        switch (env->body_case) {
+        case PORTCULLIS__ENVELOPE__BODY_CONFIG:
+            s_config(m, env);
+            break;
+        case PORTCULLIS__ENVELOPE__BODY_HEARTBEAT:
+            break;
+        default:
+            log_warn("parent sent an unexpected %s; ignored", wire_body_name(env));
+            break;
+        }
+        wire_free(&env);
+    }
+}
+
+static void s_timers(struct manager *m)
+{
+    uint64_t now = now_ms();
+
+    switch (m->state) {
+    case LINK_ENROL:
+        if (now >= m->state_until_ms)
+            s_send_enrol(m);
+        break;
+    case LINK_BACKOFF:
+        if (now >= m->state_until_ms)
+            s_enter_enrol(m);
+        break;
+    case LINK_LINKING:
+    case LINK_UP:
+        if (now - m->last_rx_ms > (uint64_t)LINK_HEARTBEAT_MS * LINK_LIVENESS) {
+            s_link_lost(m, m->state == LINK_UP ? "parent silent" : "no answer to hello");
+            break;
+        }
+        if (m->state == LINK_LINKING && now >= m->state_until_ms) {
+            s_send_hello(m);
+        } else if (m->state == LINK_UP) {
+            if (now >= m->next_health_ms) {
+                s_send_health(m);
+                m->next_health_ms = now + 1000u * (uint64_t)settings_int(m->settings,
+                                                                          SETTING_CLUSTER_HEALTH_INTERVAL_S);
+            }
+            if (now - m->last_tx_ms >= LINK_HEARTBEAT_MS) {
+                Portcullis__Heartbeat hb = PORTCULLIS__HEARTBEAT__INIT;
+                envelope_t env = PORTCULLIS__ENVELOPE__INIT;
+                hb.sent_ms = wall_ms();
+                env.body_case = PORTCULLIS__ENVELOPE__BODY_HEARTBEAT;
+                env.heartbeat = &hb;
+                s_send(m, &env);
+            }
+        }
+        break;
+    }
+    s_rate_sample(m);
+    scan_proc_start(&m->scan);
+}
+
+static bool s_signals(struct manager *m)
+{
+    unsigned char sig;
+    bool stop = false;
+
+    while (read(s_sigpipe[0], &sig, 1) == 1) {
+        if (sig == SIGCHLD && scan_proc_reap(&m->scan) && m->pending_ack != 0) {
+            /* It died before answering; the next start reads the stored version. */
+            s_ack(m, m->pending_ack, true, NULL);
+            m->pending_ack = 0;
+        }
+        else if (sig == SIGTERM || sig == SIGINT)
+            stop = true;
+    }
+    return stop;
+}
+
+static int s_setup(struct manager *m, const char *path)
+{
+    char err[1024];
+    enum log_level level;
+    const char *state_dir;
+
+    m->conf = conf_load(path, s_conf_keys, ARRAY_LEN(s_conf_keys), err, sizeof err);
+    if (m->conf == NULL)
+        fatal("%s", err);
+    if (log_level_parse(conf_get(m->conf, "log_level"), &level) != 0)
+        fatal("%s: log_level must be error, warning, info or debug", path);
+    log_set_level(level);
+    m->name = conf_get(m->conf, "name");
+    m->parent_public = conf_get(m->conf, "parent_public_key");
+    if (!keys_z85_valid(m->parent_public))
+        fatal("%s: parent_public_key is not a Z85 CURVE key (copy it from `portcullis child "
+              "enroll-token %s` on the parent)", path, m->name);
+    state_dir = conf_get(m->conf, "state_dir");
+    if (fs_mkdir_p(state_dir, 0700, err, sizeof err) != 0 ||
+        keys_load_or_create(state_dir, "child", &m->keys, err, sizeof err) != 0)
+        fatal("%s", err);
+    config_cache_path(state_dir, m->config_path, sizeof m->config_path);
+    m->settings = config_cache_load(m->config_path, err, sizeof err);
+    if (m->settings == NULL) {
+        if (err[0] != '\0')
+            log_err("cached configuration unusable, starting on defaults: %s", err);
+        else
+            log_info("no cached configuration yet: starting on defaults until the parent sends one");
+        m->settings = settings_new_defaults();
+    } else {
+        log_info("starting on cached configuration version=%" PRIu64, settings_version(m->settings));
+    }
+    strlcpy_p(m->hostname, conf_get(m->conf, "hostname"), sizeof m->hostname);
+    if (m->hostname[0] == '\0' && gethostname(m->hostname, sizeof m->hostname) != 0)
+        strlcpy_p(m->hostname, "localhost", sizeof m->hostname);
+
+    scan_proc_init(&m->scan);
+    m->scan.listen = conf_get(m->conf, "smtp_listen");
+    m->scan.downstream = conf_get(m->conf, "downstream");
+    m->scan.config_path = m->config_path;
+    m->scan.hostname = m->hostname;
+    m->scan.log_level = conf_get(m->conf, "log_level");
+    return 0;
+}
+
+int manager_main(const char *conf_path)
+{
+    struct manager m = { 0 };
+    struct sigaction sa;
+    bool stop = false;
+
+    log_init("portcullis-child", LOG_LEVEL_INFO);
+    if (sodium_init() < 0)
+        fatal("libsodium failed to initialise");
+    s_setup(&m, conf_path);
+    m.started_ms = now_ms();
+    m.backoff_ms = LINK_RECONNECT_MIN_MS;
+    m.last_enrol_status = -1;
+
+    if (pipe2(s_sigpipe, O_NONBLOCK | O_CLOEXEC) != 0)
+        fatal("pipe: %s", strerror(errno));
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+
+    m.ctx = zmq_ctx_new();
+    scan_proc_start(&m.scan);
+    s_enter_enrol(&m);
+    log_info("manager ready name=%s parent=%s key=%.8s…", m.name,
+             conf_get(m.conf, "parent_cluster"), m.keys.public_z85);
+
+    while (!stop) {
+        zmq_pollitem_t items[3] = {
+            { NULL, s_sigpipe[0], ZMQ_POLLIN, 0 },
+            { NULL, m.scan.fd, ZMQ_POLLIN, 0 },
+            { m.sock, 0, ZMQ_POLLIN, 0 },
+        };
+        int n = 1;
+        if (m.scan.fd >= 0)
+            n = 2;
+        if (m.sock != NULL) {
+            if (n == 1)
+                items[1] = items[2];
+            n++;
+        }
+        if (zmq_poll(items, n, 200) < 0 && errno != EINTR) {
+            log_err("zmq_poll: %s", zmq_strerror(errno));
+            break;
+        }
+        for (int i = 1; i < n; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            if (items[i].socket == NULL) {
+                envelope_t *env;
+                while ((env = scan_proc_read(&m.scan)) != NULL) {
+                    s_scan_message(&m, env);
+                    wire_free(&env);
+                }
+            } else {
+                s_parent_input(&m);
+            }
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            stop = s_signals(&m);
+        s_timers(&m);
+    }
+
+    log_info("manager stopping");
+    scan_proc_stop(&m.scan);
+    link_close(&m.sock);
+    zmq_ctx_term(m.ctx);
+    settings_free(&m.settings);
+    sodium_memzero(&m.keys, sizeof m.keys);
+    conf_free(&m.conf);
+    return 0;
+}
