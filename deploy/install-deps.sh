@@ -28,14 +28,5 @@ packages=(
     python3 python3-pytest python3-psycopg2 python3-zmq swaks procps iproute2
 )
 
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update
-    apt-get install -y --no-install-recommends "${packages[@]}"
-else
-    echo "install-deps.sh: all ${#packages[@]} packages already installed"
-fi
+apt-get update
+apt-get install -y --no-install-recommends "${packages[@]}"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian 12 machine, as root: installs the packages, builds
+# twice (plain, and with ASan+UBSan), runs the unit tests of both builds through ctest and the
+# integration tests through pytest against real PostgreSQL, Postfix and ZeroMQ.
+# Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+./deploy/install-deps.sh
+
+jobs=$(nproc)
+echo "== build (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTCULLIS_SANITIZE=OFF >/dev/null
+cmake --build build -j"$jobs"
+echo "== build (ASan + UBSan)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPORTCULLIS_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+
+echo "== unit tests (ctest, plain build)"
+(cd build && ctest --output-on-failure -j"$jobs")
+echo "== unit tests (ctest, sanitizer build)"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --output-on-failure -j"$jobs")
+
+echo "== integration tests (pytest)"
+# Debian's python3 (with python3-pytest, -psycopg2, -zmq), whatever else is first on PATH.
+PORTCULLIS_BIN="$root/build/bin" /usr/bin/python3 -m pytest -v -p no:cacheprovider \
+    tests/integration "$@"
