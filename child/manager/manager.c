@@ -29,7 +29,7 @@
 #include "util.h"
 #include "wire.h"
 
-#define MANAGER_ENROL_RETRY_MS 5000     /* resend an unanswered or pending enrolment request */
+#define MANAGER_ENROL_RETRY_MS 2000     /* resend an unanswered or pending enrolment request */
 #define MANAGER_REFUSED_RETRY_MS 30000  /* after a refusal: the administrator has to act */
 #define MANAGER_CONNECT_RETRY_MS 200   /* resend while the connection is being made */
 #define MANAGER_RATE_WINDOW 61          /* one-second samples kept for messages per minute */
