@@ -1,0 +1,44 @@
+/* smtpd: the scan service's ESMTP server on libevent. Accepts upstream sessions, runs each
+ * through smtpd_proto and smtp_data, and relays every transaction through its own downstream
+ * connection (smtp_client): a 250 for DATA only ever mirrors the downstream's acceptance. */
+#ifndef PORTCULLIS_SMTPD_H
+#define PORTCULLIS_SMTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "settings.h"
+
+struct event_base;
+
+typedef struct smtpd smtpd_t;
+
+/* Totals since start (connections, messages, bytes) and current gauges. */
+struct smtpd_stats {
+    uint64_t connections;
+    uint64_t messages_relayed;
+    uint64_t messages_tempfailed;
+    uint64_t messages_rejected;
+    uint64_t bytes_relayed;
+    uint32_t inflight; /* transactions between an accepted MAIL and their final reply */
+    uint32_t sessions;
+};
+
+/* Binds listen ("host:port", SO_REUSEADDR) and resolves downstream. settings is borrowed (see
+ * smtpd_set_settings). NULL on failure with err filled (not logged: start-up decides). */
+smtpd_t *smtpd_new(struct event_base *base, const char *listen, const char *downstream,
+                   const char *hostname, const settings_t *settings, char *err, size_t errlen);
+/* Closes every session (in-flight transactions are dropped, never acknowledged). */
+void smtpd_free(smtpd_t **srvp);
+
+/* New settings for new transactions; the server keeps no pointer to the previous ones after
+ * this returns, so the caller may free them. */
+void smtpd_set_settings(smtpd_t *srv, const settings_t *settings);
+
+/* Graceful stop: no more connections; idle sessions get 421 at once, sessions in a transaction
+ * finish it and get 421 at their next command. done(arg) runs once no session remains. */
+void smtpd_shutdown(smtpd_t *srv, void (*done)(void *arg), void *arg);
+
+void smtpd_get_stats(const smtpd_t *srv, struct smtpd_stats *out);
+
+#endif

@@ -1,0 +1,88 @@
+/* smtpd_int: private to smtpd.c (upstream side: listener, sessions, command loop) and
+ * smtpd_relay.c (downstream side: one smtp_client per session). */
+#ifndef PORTCULLIS_SMTPD_INT_H
+#define PORTCULLIS_SMTPD_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "scan/smtp_data.h"
+#include "scan/smtpd.h"
+#include "scan/smtpd_proto.h"
+#include "smtp_client.h"
+
+#define SMTPD_ID_BYTES 8            /* random bytes of a message id: 16 hex characters */
+#define SMTPD_CLIENT_MAX 64         /* bytes of "addr" text of the upstream peer */
+#define SMTPD_INPUT_MAX (256 * 1024)  /* bytes buffered from the upstream before we stop reading */
+#define SMTPD_OUTPUT_MAX (256 * 1024) /* bytes of unsent replies before we stop processing */
+#define SMTPD_MIRROR_MAX (SMTP_REPLY_TEXT_MAX + 1024) /* bytes of a downstream reply made ours */
+
+enum smtpd_phase {
+    SMTPD_P_COMMAND, /* reading commands */
+    SMTPD_P_DATA,    /* reading message content */
+    SMTPD_P_WAIT,    /* waiting for the downstream: input is not processed */
+    SMTPD_P_CLOSING, /* last reply being written, then the session ends */
+};
+
+enum smtpd_outcome { SMTPD_RELAYED, SMTPD_TEMPFAIL, SMTPD_REJECTED };
+
+struct smtpd {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct sockaddr_storage ds_addr;
+    socklen_t ds_addrlen;
+    char ds_name[256];
+    char hostname[SMTPD_HOSTNAME_MAX + 1];
+    const settings_t *settings;
+    struct smtpd_session *sessions; /* doubly linked */
+    struct smtpd_stats stats;
+    bool shutting_down;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+struct smtpd_session {
+    struct smtpd *srv;
+    struct smtpd_session *prev, *next;
+    struct bufferevent *bev;
+    char client[SMTPD_CLIENT_MAX];
+    struct smtpd_proto proto;
+    struct smtpd_result res;
+    enum smtpd_phase phase;
+    bool inflight;
+    bool busy;              /* inside the input loop: resume must not re-enter it */
+    smtp_client_t *ds;
+    bool ds_txn;            /* the downstream has accepted MAIL for this transaction */
+    /* the message */
+    char id[2 * SMTPD_ID_BYTES + 1];
+    uint64_t t0;            /* now_ms() at MAIL */
+    struct smtp_data dec;
+    struct evbuffer *body;  /* unstuffed, CRLF line ends */
+    char pending[SMTPD_MIRROR_MAX]; /* reply to send once the downstream is reset */
+    enum smtpd_action pending_action;
+};
+
+/* smtpd.c, for smtpd_relay.c */
+void smtpd_session_write(struct smtpd_session *s, const char *reply);
+/* A downstream reply as ours (CRLF lines, multi-line kept; 421 made 451: we are not closing). */
+void smtpd_format_reply(const struct smtp_reply *r, char *buf, size_t n);
+/* The downstream step is over: process buffered input again. */
+void smtpd_session_resume(struct smtpd_session *s);
+/* Final reply for the message: logs the outcome line, counts, writes reply, ends it. */
+void smtpd_session_finish(struct smtpd_session *s, enum smtpd_outcome o, const char *reply);
+void smtpd_session_close(struct smtpd_session *s, const char *reply);
+int smtpd_session_timeout(const struct smtpd_session *s, enum setting_id id);
+
+/* smtpd_relay.c */
+void smtpd_relay_mail(struct smtpd_session *s);
+void smtpd_relay_rcpt(struct smtpd_session *s);
+void smtpd_relay_message(struct smtpd_session *s);
+void smtpd_relay_quit(struct smtpd_session *s);
+/* Resets the downstream transaction (if any), then writes reply (and closes if action is
+ * SMTPD_ACT_CLOSE). */
+void smtpd_relay_reset_then_reply(struct smtpd_session *s, const char *reply,
+                                  enum smtpd_action action);
+bool smtpd_relay_ready(const struct smtpd_session *s);
+
+#endif
