@@ -1,0 +1,49 @@
+"""pytest wiring for the integration tests: one run directory under /tmp (traversable by the
+postfix, postgres and nobody users, unlike pytest's 0700 tmp_path), one PostgreSQL server per
+session (each module's cluster re-creates the database), and the logs of every running
+process attached to a failing test's report."""
+
+import os
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def run_dir(request):
+    d = tempfile.mkdtemp(prefix="portcullis-it-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield d
+    if request.session.testsfailed == 0 and not os.environ.get("PORTCULLIS_KEEP"):
+        shutil.rmtree(d, ignore_errors=True)
+    else:
+        sys.stderr.write(f"\nintegration run directory kept: {d}\n")
+
+
+@pytest.fixture(scope="module")
+def module_dir(run_dir, request):
+    d = os.path.join(run_dir, request.module.__name__.rsplit(".", 1)[-1])
+    return harness.make_dir(d, 0o755)
+
+
+@pytest.fixture(scope="session")
+def pg(run_dir):
+    server = harness.PostgresServer(run_dir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for name, path in sorted(harness.ACTIVE_LOGS.items()):
+            rep.sections.append((f"log: {name} ({path})", harness.tail(path)))
