@@ -23,7 +23,10 @@ echo "== unit tests (ctest, sanitizer build)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure -j"$jobs")
 
-echo "== integration tests (pytest)"
 # Debian's python3 (with python3-pytest, -psycopg2, -zmq), whatever else is first on PATH.
+echo "== integration tests (pytest, plain build)"
 PORTCULLIS_BIN="$root/build/bin" /usr/bin/python3 -m pytest -v -p no:cacheprovider \
     tests/integration "$@"
+echo "== integration tests (pytest, sanitizer build: any ASan/LSan/UBSan report fails the module)"
+PORTCULLIS_BIN="$root/build-asan/bin" ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/integration "$@"

@@ -47,3 +47,28 @@ def pytest_runtest_makereport(item, call):
     if rep.failed:
         for name, path in sorted(harness.ACTIVE_LOGS.items()):
             rep.sections.append((f"log: {name} ({path})", harness.tail(path)))
+
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_sanitizer_reports(module_dir):
+    """Fails the module if any process it ran wrote an ASan/LSan/UBSan report: the suite runs
+    against the sanitizer build too (tests/run.sh), and a report there is a bug even when every
+    assertion held. Set up first, so it checks after every cluster of the module has stopped."""
+    yield
+    found = []
+    for top, _dirs, files in os.walk(module_dir):
+        for f in files:
+            if not f.endswith(".log"):
+                continue
+            path = os.path.join(top, f)
+            with open(path, "rb") as fh:
+                text = fh.read().decode("utf-8", "replace")
+            for marker in SANITIZER_MARKERS:
+                at = text.find(marker)
+                if at >= 0:
+                    found.append(f"{path}:\n{text[max(0, at - 200):at + 3000]}")
+                    break
+    assert not found, "sanitizer reports:\n" + "\n\n".join(found)

@@ -7,7 +7,6 @@ import pytest
 
 from harness import LOOPBACK, Cluster, pid_alive, wait_port_closed, wait_until
 
-HEALTH_INTERVAL_S = 3   # cluster.health_interval_s for this module: 3 missed = 9 s
 DOWN_BOUND_S = 30.0
 
 
@@ -15,11 +14,6 @@ DOWN_BOUND_S = 30.0
 def cluster(module_dir, pg):
     c = Cluster(module_dir, pg, n_children=2, upstream=False).start()
     try:
-        v0 = c.status()["config_version"]
-        c.cli_ok("settings", "set", "cluster.health_interval_s", str(HEALTH_INTERVAL_S))
-        v1 = wait_until(lambda: (lambda v: v if v > v0 else None)(c.status()["config_version"]),
-                        10, "a new config version after setting the health interval")
-        c.wait_children_current(v1, 10)
         for n in c.children:
             c.wait_child_state(n, "up", 15)
     except BaseException:
@@ -31,8 +25,8 @@ def cluster(module_dir, pg):
 
 def test_r7_killed_child_down_then_up_after_restart(cluster):
     """R7.2: a child whose manager is killed with SIGKILL (its scan service follows by
-    PDEATHSIG) is shown "down" within 30 s (health interval 3 s, so 3 missed reports are 9 s),
-    the other child stays "up"; restarted with the same state dir (same key, no new
+    PDEATHSIG) is shown "down" within 30 s with the default settings (the parent judges
+    liveness by 2 s heartbeats: 3 missed are 6 s), the other child stays "up"; restarted with the same state dir (same key, no new
     enrolment) it is shown "up" again with the current configuration version."""
     c1 = cluster.children["child1"]
     key_before = c1.public_key_file()
@@ -42,7 +36,9 @@ def test_r7_killed_child_down_then_up_after_restart(cluster):
     t0 = time.monotonic()
     c1.kill9()
     wait_port_closed(LOOPBACK, c1.smtp_port, 5, "child1's scan service to die with its manager")
-    assert not [p for p in scan_pids if pid_alive(p)], "scan service outlived its manager"
+    # the port closes first; the process itself ends a moment later (PDEATHSIG → SIGTERM)
+    wait_until(lambda: not [p for p in scan_pids if pid_alive(p)], 10,
+               "child1's scan service process to exit after its manager was killed")
 
     st = cluster.wait_child_state("child1", "down", DOWN_BOUND_S + 5)
     elapsed = time.monotonic() - t0
