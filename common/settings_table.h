@@ -27,6 +27,30 @@
       100, "percent", "notify the administrator above this share of the quarantine quota; 0 disables (R5.11)") \
     X(ARCHIVE_NOTIFY_THRESHOLD, "archive", "archive_notify_threshold", INT, "90", 0, 100,        \
       "percent", "notify the administrator above this share of the archive quota; 0 disables (R5.11)") \
+    X(MIME_MAX_DEPTH, "mime", "max_depth", INT, "30", 1, 1000, "levels",                     \
+      "deepest MIME nesting parsed; deeper is a scan exception (mime_depth)")                   \
+    X(MIME_MAX_PARTS, "mime", "max_parts", INT, "1000", 1, 100000, "parts",                     \
+      "MIME parts per message; more is a scan exception (mime_parts)")                          \
+    X(MIME_MAX_DECODED_SIZE, "mime", "max_decoded_size", INT, "104857600", 1024, 2147483647,    \
+      "bytes", "decoded content per message; more is a scan exception (mime_size)")             \
+    X(MIME_MAX_HEADERS, "mime", "max_headers", INT, "1000", 10, 100000, "headers",              \
+      "header fields per part; more is a scan exception (mime_headers)")                        \
+    X(MIME_MAX_HEADER_LENGTH, "mime", "max_header_length", INT, "65536", 998, 16777216, "bytes", \
+      "longest header field (unfolded); longer is a scan exception (mime_header_length)")       \
+    X(AV_ENABLED, "av", "enabled", BOOL, "true", 0, 0, "",                                      \
+      "scan with the ClamAV engine (conventional scan)")                                        \
+    X(AV_MAX_FILE_SIZE, "av", "max_file_size", INT, "26214400", 1024, 2147483647, "bytes",      \
+      "largest file ClamAV scans; larger is a scan exception (av_limits), never passed unseen")  \
+    X(AV_MAX_SCAN_SIZE, "av", "max_scan_size", INT, "104857600", 1024, 2147483647, "bytes",     \
+      "data ClamAV reads per message, archives included; more is a scan exception (av_limits)") \
+    X(AV_MAX_RECURSION, "av", "max_recursion", INT, "16", 1, 100, "levels",                     \
+      "archive nesting ClamAV descends; deeper is a scan exception (av_limits)")                \
+    X(AV_MAX_FILES, "av", "max_files", INT, "10000", 1, 1000000, "files",                       \
+      "files ClamAV extracts per message; more is a scan exception (av_limits)")                \
+    X(AV_SCAN_TIMEOUT_MS, "av", "scan_timeout_ms", INT, "120000", 100, 3600000, "ms",          \
+      "time ClamAV may spend on one message; longer is a scan exception (av_timeout)")         \
+    X(SCAN_THREADS, "scan", "threads", INT, "0", 0, 256, "threads",                             \
+      "scan threads per child; 0 = one per core")                                               \
     X(CLUSTER_HEALTH_INTERVAL_S, "cluster", "health_interval_s", INT, "10", 1, 3600, "seconds",  \
       "how often each child reports health (R7.2)")
 
