@@ -20,10 +20,18 @@ static int s_scan(int argc, char **argv)
         { "hostname", required_argument, NULL, 'H' },
         { "log-level", required_argument, NULL, 'v' },
         { "control-fd", required_argument, NULL, 'f' },
+        { "spool", required_argument, NULL, 's' },
+        { "signatures", required_argument, NULL, 'S' },
+        { "quarantine-dir", required_argument, NULL, 'Q' },
+        { "archive-dir", required_argument, NULL, 'A' },
         { NULL, 0, NULL, 0 },
     };
     struct scan_options o = { .listen = "127.0.0.1:10025", .downstream = "127.0.0.1:10026",
-                              .config_path = NULL, .hostname = "localhost", .control_fd = -1 };
+                              .config_path = NULL, .hostname = "localhost", .control_fd = -1,
+                              .spool_dir = "/var/lib/portcullis/spool",
+                              .signature_dir = "/var/lib/portcullis/signatures",
+                              .quarantine_dir = "/var/lib/portcullis/quarantine",
+                              .archive_dir = "/var/lib/portcullis/archive" };
     enum log_level level = LOG_LEVEL_INFO;
     int64_t fd;
     int opt;
@@ -35,6 +43,10 @@ static int s_scan(int argc, char **argv)
         case 'd': o.downstream = optarg; break;
         case 'c': o.config_path = optarg; break;
         case 'H': o.hostname = optarg; break;
+        case 's': o.spool_dir = optarg; break;
+        case 'S': o.signature_dir = optarg; break;
+        case 'Q': o.quarantine_dir = optarg; break;
+        case 'A': o.archive_dir = optarg; break;
         case 'v':
             if (log_level_parse(optarg, &level) != 0)
                 fatal("--log-level: error, warning, info or debug");
@@ -47,7 +59,9 @@ static int s_scan(int argc, char **argv)
             break;
         default:
             fprintf(stderr, "usage: portcullis-child scan --listen HOST:PORT --downstream HOST:PORT "
-                            "[--config FILE] [--hostname NAME] [--control-fd N] [--log-level L]\n");
+                            "[--config FILE] [--hostname NAME] [--spool DIR] [--signatures DIR] "
+                            "[--quarantine-dir DIR] [--archive-dir DIR] [--control-fd N] "
+                            "[--log-level L]\n");
             return 2;
         }
     }

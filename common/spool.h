@@ -14,6 +14,8 @@
 #define SPOOL_RECORD_MAX (1u << 20)         /* bytes of one packed Report */
 #define SPOOL_SEGMENT_MAX (16u << 20)       /* bytes before the writer starts a new segment */
 #define SPOOL_EPOCH_LEN 32                  /* hex characters */
+#define SPOOL_DISK_MAX (1ull << 30)         /* bytes of segments before appends are refused:
+                                             * the scan service tempfails, nothing is lost */
 
 typedef struct spool_writer spool_writer_t;
 typedef struct spool_reader spool_reader_t;

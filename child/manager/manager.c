@@ -25,7 +25,9 @@
 #include "link.h"
 #include "log.h"
 #include "manager/config_cache.h"
+#include "manager/report_ship.h"
 #include "manager/scan_proc.h"
+#include "policy.h"
 #include "util.h"
 #include "wire.h"
 
@@ -45,6 +47,9 @@ static const struct conf_key s_conf_keys[] = {
     { "downstream", "127.0.0.1:10026", "the downstream (reinjection) MTA" },
     { "hostname", "", "name in the SMTP greeting; empty: the system host name" },
     { "log_level", "info", "error, warning, info or debug" },
+    { "signature_dir", "/var/lib/portcullis/signatures", "ClamAV signature files (watched: hot reload)" },
+    { "quarantine_dir", "", "quarantined message files; empty: state_dir/quarantine" },
+    { "archive_dir", "", "archived message files; empty: state_dir/archive" },
 };
 
 enum link_state { LINK_ENROL, LINK_LINKING, LINK_UP, LINK_BACKOFF };
@@ -64,6 +69,8 @@ struct manager {
     int last_enrol_status;           /* to log a pending/refused answer once, not every 5 s */
 
     struct scan_proc scan;
+    char spool_dir[4096], quarantine_dir[4096], archive_dir[4096];
+    report_ship_t *ship;             /* reports from the spool to the parent (R7.3) */
     uint64_t started_ms;
     uint64_t rate_at[MANAGER_RATE_WINDOW], rate_count[MANAGER_RATE_WINDOW];
     unsigned rate_head;
@@ -95,6 +102,8 @@ static int s_send(struct manager *m, const envelope_t *env)
         log_warn("send %s to parent: %s", wire_body_name(env), zmq_strerror(errno));
     return -1;
 }
+
+static int s_ship_send(void *arg, const envelope_t *env) { return s_send(arg, env); }
 
 static void s_open(struct manager *m, const char *endpoint)
 {
@@ -136,6 +145,7 @@ static void s_send_hello(struct manager *m)
     h.name = (char *)m->name;
     h.software_version = PORTCULLIS_VERSION;
     h.config_version = settings_version(m->settings);
+    h.next_report_seq = report_ship_next_seq(m->ship);
     env.body_case = PORTCULLIS__ENVELOPE__BODY_HELLO;
     env.hello = &h;
     if (s_send(m, &env) != 0)
@@ -156,6 +166,7 @@ static void s_link_lost(struct manager *m, const char *why)
 {
     log_warn("link down: %s; reconnecting in %u ms", why, m->backoff_ms);
     link_close(&m->sock);
+    report_ship_reset(m->ship);
     m->state = LINK_BACKOFF;
     m->state_until_ms = now_ms() + m->backoff_ms;
     m->backoff_ms = m->backoff_ms * 2 > LINK_RECONNECT_MAX_MS ? LINK_RECONNECT_MAX_MS
@@ -211,12 +222,18 @@ static void s_config(struct manager *m, envelope_t *env)
     const Portcullis__ConfigSnapshot *snap = env->config;
     char err[1024];
     settings_t *s;
+    policy_t *pol = NULL;
 
     if (snap->version == settings_version(m->settings)) {
         s_ack(m, snap->version, true, NULL);
         return;
     }
     s = wire_settings_from_snapshot(snap, err, sizeof err);
+    /* The scan service compiles the policy itself; a snapshot it could not use is refused. */
+    if (s != NULL && (pol = policy_compile(snap->rules, snap->n_rules, snap->areas,
+                                           snap->n_areas, err, sizeof err)) == NULL)
+        settings_free(&s);
+    policy_free(&pol);
     if (s == NULL) {
         log_err("configuration version=%" PRIu64 " refused, keeping version=%" PRIu64 ": %s",
                 snap->version, settings_version(m->settings), err);
@@ -316,6 +333,7 @@ static void s_send_health(struct manager *m)
     h.messages_per_minute = s_per_minute(m);
     h.scan_restarts = m->scan.restarts;
     h.uptime_s = (now_ms() - m->started_ms) / 1000;
+    report_ship_depth(m->ship, &h.spool_records, &h.spool_bytes);
     env.body_case = PORTCULLIS__ENVELOPE__BODY_HEALTH;
     env.health = &h;
     s_send(m, &env);
@@ -352,6 +370,7 @@ static void s_parent_input(struct manager *m)
             m->state = LINK_UP;
             m->backoff_ms = LINK_RECONNECT_MIN_MS;
             m->next_health_ms = now_ms();
+            report_ship_reset(m->ship);
             log_info("link up with parent %s", conf_get(m->conf, "parent_cluster"));
         }
         switch (env->body_case) {
@@ -359,6 +378,9 @@ static void s_parent_input(struct manager *m)
             s_config(m, env);
             break;
         case PORTCULLIS__ENVELOPE__BODY_HEARTBEAT:
+            break;
+        case PORTCULLIS__ENVELOPE__BODY_REPORT_ACK:
+            report_ship_ack(m->ship, env->report_ack);
             break;
         default:
             log_warn("parent sent an unexpected %s; ignored", wire_body_name(env));
@@ -390,6 +412,7 @@ static void s_timers(struct manager *m)
         if (m->state == LINK_LINKING && now >= m->state_until_ms) {
             s_send_hello(m);
         } else if (m->state == LINK_UP) {
+            report_ship_tick(m->ship);
             if (now >= m->next_health_ms) {
                 s_send_health(m);
                 m->next_health_ms = now + 1000u * (uint64_t)settings_int(m->settings,
@@ -449,6 +472,10 @@ static int s_setup(struct manager *m, const char *path)
         keys_load_or_create(state_dir, "child", &m->keys, err, sizeof err) != 0)
         fatal("%s", err);
     config_cache_path(state_dir, m->config_path, sizeof m->config_path);
+    snprintf(m->spool_dir, sizeof m->spool_dir, "%s/spool", state_dir);
+    m->ship = report_ship_new(m->spool_dir, s_ship_send, m, err, sizeof err);
+    if (m->ship == NULL)
+        fatal("report spool: %s", err);
     m->settings = config_cache_load(m->config_path, err, sizeof err);
     if (m->settings == NULL) {
         if (err[0] != '\0')
@@ -469,6 +496,16 @@ static int s_setup(struct manager *m, const char *path)
     m->scan.config_path = m->config_path;
     m->scan.hostname = m->hostname;
     m->scan.log_level = conf_get(m->conf, "log_level");
+    m->scan.spool_dir = m->spool_dir;
+    m->scan.signature_dir = conf_get(m->conf, "signature_dir");
+    snprintf(m->quarantine_dir, sizeof m->quarantine_dir, "%s", conf_get(m->conf, "quarantine_dir"));
+    if (m->quarantine_dir[0] == '\0')
+        snprintf(m->quarantine_dir, sizeof m->quarantine_dir, "%s/quarantine", state_dir);
+    snprintf(m->archive_dir, sizeof m->archive_dir, "%s", conf_get(m->conf, "archive_dir"));
+    if (m->archive_dir[0] == '\0')
+        snprintf(m->archive_dir, sizeof m->archive_dir, "%s/archive", state_dir);
+    m->scan.quarantine_dir = m->quarantine_dir;
+    m->scan.archive_dir = m->archive_dir;
     return 0;
 }
 
@@ -542,6 +579,7 @@ int manager_main(const char *conf_path)
     log_info("manager stopping");
     scan_proc_stop(&m.scan);
     link_close(&m.sock);
+    report_ship_destroy(&m.ship);
     zmq_ctx_term(m.ctx);
     settings_free(&m.settings);
     sodium_memzero(&m.keys, sizeof m.keys);

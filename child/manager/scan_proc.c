@@ -60,7 +60,10 @@ int scan_proc_start(struct scan_proc *sp)
         char *argv[] = { "portcullis-child", "scan", "--listen", (char *)sp->listen,
                          "--downstream", (char *)sp->downstream, "--config", (char *)sp->config_path,
                          "--hostname", (char *)sp->hostname, "--log-level", (char *)sp->log_level,
-                         "--control-fd", "3", NULL };
+                         "--spool", (char *)sp->spool_dir,
+                         "--signatures", (char *)sp->signature_dir,
+                         "--quarantine-dir", (char *)sp->quarantine_dir,
+                         "--archive-dir", (char *)sp->archive_dir, "--control-fd", "3", NULL };
         sigset_t none;
         /* dup2 clears FD_CLOEXEC on the copy, so only the control socket crosses exec. */
         if (dup2(sv[1], SCAN_PROC_CONTROL_FD) < 0)

@@ -17,7 +17,8 @@
 
 struct scan_proc {
     /* what to run */
-    const char *listen, *downstream, *config_path, *hostname, *log_level;
+    const char *listen, *downstream, *config_path, *hostname, *log_level, *spool_dir;
+    const char *signature_dir, *quarantine_dir, *archive_dir;
     /* state */
     pid_t pid;                /* 0: not running */
     int fd;                   /* control socket, -1 when not running */

@@ -8,6 +8,10 @@ struct scan_options {
     const char *downstream;  /* "host:port" of the downstream (reinjection) MTA */
     const char *config_path; /* packed ConfigSnapshot written by the manager; may not exist */
     const char *hostname;    /* for the greeting and EHLO */
+    const char *spool_dir;   /* report spool (R7.3), shipped by the manager */
+    const char *signature_dir;  /* ClamAV signature files, watched for changes (R1.4) */
+    const char *quarantine_dir; /* quarantine and archive message files (R5.6) */
+    const char *archive_dir;
     int control_fd;          /* stream socket to the manager (framed Envelopes); -1: none */
 };
 

@@ -15,6 +15,11 @@
 
 #include "fs.h"
 #include "log.h"
+#include "policy.h"
+#include "scan/av.h"
+#include "scan/mime.h"
+#include "scan/report.h"
+#include "scan/scanpool.h"
 #include "scan/scan_control.h"
 #include "scan/smtpd.h"
 #include "settings.h"
@@ -23,20 +28,83 @@
 
 #define SCAN_SHUTDOWN_GRACE_S 20 /* seconds transactions in progress get to finish on stop */
 #define SCAN_STATS_INTERVAL_S 1  /* seconds between ScanStats to the manager */
+#define SCAN_REPORT_SYNC_MS 200  /* report spool fdatasync interval for records no 250 waits on */
 
 struct scan {
     const struct scan_options *opt;
     struct event_base *base;
     settings_t *settings;
     smtpd_t *smtpd;
+    av_t *av;
+    scanpool_t *pool;
+    policy_t *policy;        /* compiled at start, until the pool takes it */
     scan_control_t *control;
-    struct event *sigterm, *sigint, *stats_timer, *grace_timer;
+    struct event *sigterm, *sigint, *stats_timer, *grace_timer, *report_timer;
     uint64_t started_ms;
     bool stopping;
 };
 
-/* The snapshot the manager wrote; defaults when there is none. */
-static settings_t *s_load_settings(const char *path)
+/* The policy of a snapshot. A configuration without areas has never carried a policy (the
+ * parent always has its default areas), so the built-in default applies: viruses and scan
+ * exceptions are quarantined (R5.1) — never delivered unseen. */
+static policy_t *s_compile_policy(const Portcullis__ConfigSnapshot *snap, char *err, size_t n)
+{
+    Portcullis__Condition c[2] = { PORTCULLIS__CONDITION__INIT, PORTCULLIS__CONDITION__INIT };
+    Portcullis__Action a[2] = { PORTCULLIS__ACTION__INIT, PORTCULLIS__ACTION__INIT };
+    Portcullis__PolicyRule r[2] = { PORTCULLIS__POLICY_RULE__INIT, PORTCULLIS__POLICY_RULE__INIT };
+    Portcullis__Area ar[2] = { PORTCULLIS__AREA__INIT, PORTCULLIS__AREA__INIT };
+    Portcullis__Condition *cp[2] = { &c[0], &c[1] };
+    Portcullis__Action *ap[2] = { &a[0], &a[1] };
+    Portcullis__PolicyRule *rp[2] = { &r[0], &r[1] };
+    Portcullis__Area *arp[2] = { &ar[0], &ar[1] };
+    static const char *const names[2] = { "Virus found (built-in)", "Scan exception (built-in)" };
+    static const char *const kinds[2] = { "virus_found", "scan_exception" };
+
+    if (snap != NULL && snap->n_areas > 0)
+        return policy_compile(snap->rules, snap->n_rules, snap->areas, snap->n_areas, err, n);
+    for (int i = 0; i < 2; i++) {
+        c[i].kind = (char *)kinds[i];
+        a[i].kind = "quarantine";
+        a[i].arg = "Default quarantine";
+        r[i].id = (uint64_t)i + 1;
+        r[i].name = (char *)names[i];
+        r[i].scope = "any";
+        r[i].match = "any";
+        r[i].n_conditions = 1;
+        r[i].conditions = &cp[i];
+        r[i].n_actions = 1;
+        r[i].actions = &ap[i];
+        r[i].enabled = true;
+        ar[i].retention_days = 15;
+    }
+    ar[0].name = "Default quarantine";
+    ar[0].kind = "quarantine";
+    ar[1].name = "Default archive";
+    ar[1].kind = "archive";
+    return policy_compile(rp, 2, arp, 2, err, n);
+}
+
+static policy_t *s_default_policy(void)
+{
+    char err[512];
+    policy_t *p = s_compile_policy(NULL, err, sizeof err);
+
+    if (p == NULL)
+        fatal("built-in policy refused: %s", err);
+    return p;
+}
+
+static void s_av_limits(const settings_t *s, struct av_limits *lim)
+{
+    lim->max_file_size = settings_int(s, SETTING_AV_MAX_FILE_SIZE);
+    lim->max_scan_size = settings_int(s, SETTING_AV_MAX_SCAN_SIZE);
+    lim->max_recursion = settings_int(s, SETTING_AV_MAX_RECURSION);
+    lim->max_files = settings_int(s, SETTING_AV_MAX_FILES);
+    lim->scan_timeout_ms = settings_int(s, SETTING_AV_SCAN_TIMEOUT_MS);
+}
+
+/* The snapshot the manager wrote (settings and policy); defaults when there is none. */
+static settings_t *s_load_settings(const char *path, policy_t **policy)
 {
     Portcullis__ConfigSnapshot *snap;
     settings_t *s;
@@ -45,12 +113,15 @@ static settings_t *s_load_settings(const char *path)
     char *data;
     size_t len;
 
+    *policy = NULL;
     if (path == NULL || (stat(path, &st) != 0 && errno == ENOENT)) {
         log_info("no configuration at %s: using defaults", path != NULL ? path : "(none)");
+        *policy = s_default_policy();
         return settings_new_defaults();
     }
     if (fs_read_file(path, WIRE_MSG_MAX, &data, &len, err, sizeof err) != 0) {
         log_err("configuration %s unreadable (%s): using defaults", path, err);
+        *policy = s_default_policy();
         return settings_new_defaults();
     }
     snap = portcullis__config_snapshot__unpack(NULL, len, (const uint8_t *)data);
@@ -59,13 +130,18 @@ static settings_t *s_load_settings(const char *path)
         log_err("configuration %s undecodable: using defaults", path);
         if (snap != NULL)
             portcullis__config_snapshot__free_unpacked(snap, NULL);
+        *policy = s_default_policy();
         return settings_new_defaults();
     }
     s = wire_settings_from_snapshot(snap, err, sizeof err);
+    if (s != NULL && (*policy = s_compile_policy(snap, err, sizeof err)) == NULL)
+        settings_free(&s);
     if (s == NULL)
         log_err("configuration %s version %" PRIu64 " refused (%s): using defaults", path,
                 snap->version, err);
     portcullis__config_snapshot__free_unpacked(snap, NULL);
+    if (s == NULL)
+        *policy = s_default_policy();
     return s != NULL ? s : settings_new_defaults();
 }
 
@@ -87,7 +163,11 @@ static void s_apply_config(struct scan *sc, const Portcullis__ConfigSnapshot *sn
 {
     char err[512];
     settings_t *ns = wire_settings_from_snapshot(snap, err, sizeof err);
+    policy_t *np = ns != NULL ? s_compile_policy(snap, err, sizeof err) : NULL;
+    struct av_limits lim;
 
+    if (np == NULL)
+        settings_free(&ns);
     if (ns == NULL) {
         log_warn("config version=%" PRIu64 " refused: %s (keeping version=%" PRIu64 ")",
                  snap->version, err, settings_version(sc->settings));
@@ -95,8 +175,11 @@ static void s_apply_config(struct scan *sc, const Portcullis__ConfigSnapshot *sn
         return;
     }
     smtpd_set_settings(sc->smtpd, ns); /* new transactions use it from now on */
+    scanpool_set_policy(sc->pool, &np); /* scans in progress keep theirs */
     settings_free(&sc->settings);
     sc->settings = ns;
+    s_av_limits(ns, &lim);
+    av_set_limits(sc->av, &lim);        /* a change builds a new engine beside the old */
     log_info("config applied version=%" PRIu64, snap->version);
     s_send_applied(sc, true, 0, NULL);
 }
@@ -107,6 +190,8 @@ static void s_control_message(const envelope_t *env, void *arg)
 
     if (env->body_case == PORTCULLIS__ENVELOPE__BODY_CONFIG)
         s_apply_config(sc, env->config);
+    else if (env->body_case == PORTCULLIS__ENVELOPE__BODY_RELOAD_SIGNATURES)
+        av_reload(sc->av, "manager");
     else
         log_debug("control channel: %s ignored", wire_body_name(env));
 }
@@ -163,10 +248,18 @@ static void s_stats_cb(evutil_socket_t fd, short what, void *arg)
     Portcullis__Envelope env = PORTCULLIS__ENVELOPE__INIT;
     Portcullis__ScanStats ss = PORTCULLIS__SCAN_STATS__INIT;
     struct smtpd_stats st;
+    struct av_info ai;
 
     (void)fd;
     (void)what;
     smtpd_get_stats(sc->smtpd, &st);
+    av_get_info(sc->av, &ai);
+    ss.messages_quarantined = st.messages_quarantined;
+    ss.messages_deleted = st.messages_deleted;
+    ss.viruses_found = st.viruses_found;
+    ss.scan_exceptions = st.scan_exceptions;
+    ss.signature_version = ai.version;
+    ss.engine_swaps = ai.swaps;
     ss.connections = st.connections;
     ss.messages_relayed = st.messages_relayed;
     ss.messages_tempfailed = st.messages_tempfailed;
@@ -181,9 +274,20 @@ static void s_stats_cb(evutil_socket_t fd, short what, void *arg)
     scan_control_send(sc->control, &env);
 }
 
+static void s_report_sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    report_sync();
+}
+
 static void s_cleanup(struct scan *sc)
 {
-    smtpd_free(&sc->smtpd);
+    smtpd_free(&sc->smtpd);   /* jobs still scanning are disowned… */
+    scanpool_free(&sc->pool); /* …and end here, unacknowledged */
+    av_free(&sc->av);
+    policy_free(&sc->policy);
     scan_control_free(&sc->control);
     if (sc->sigterm != NULL)
         event_free(sc->sigterm);
@@ -193,6 +297,9 @@ static void s_cleanup(struct scan *sc)
         event_free(sc->stats_timer);
     if (sc->grace_timer != NULL)
         event_free(sc->grace_timer);
+    if (sc->report_timer != NULL)
+        event_free(sc->report_timer);
+    report_close();
     settings_free(&sc->settings);
     if (sc->base != NULL)
         event_base_free(sc->base);
@@ -209,14 +316,32 @@ int scan_main(const struct scan_options *opt)
         log_warn("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
     signal(SIGPIPE, SIG_IGN);
     sc.started_ms = wall_ms();
-    sc.settings = s_load_settings(opt->config_path);
+    mime_init(); /* library set-up, once, before any scan thread */
+    if (av_init() != 0)
+        fatal("scan service cannot start: libclamav");
+    sc.settings = s_load_settings(opt->config_path, &sc.policy);
     sc.base = event_base_new();
     if (sc.base == NULL)
         fatal("scan service: cannot create the event loop");
+    if (report_open(opt->spool_dir, err, sizeof err) != 0)
+        fatal("scan service cannot start: report spool: %s", err);
     sc.smtpd = smtpd_new(sc.base, opt->listen, opt->downstream, opt->hostname, sc.settings, err,
                          sizeof err);
     if (sc.smtpd == NULL)
         fatal("scan service cannot start: %s", err);
+    {
+        struct av_limits lim;
+        s_av_limits(sc.settings, &lim);
+        sc.av = av_new(opt->signature_dir, &lim);
+        av_watch(sc.av, sc.base);
+    }
+    sc.pool = scanpool_new(sc.base, (unsigned)settings_int(sc.settings, SETTING_SCAN_THREADS),
+                           sc.av, opt->quarantine_dir, opt->archive_dir, smtpd_scan_done,
+                           sc.smtpd);
+    if (sc.pool == NULL)
+        fatal("scan service cannot start: no scan threads");
+    scanpool_set_policy(sc.pool, &sc.policy);
+    smtpd_set_pool(sc.smtpd, sc.pool);
     if (opt->control_fd >= 0) {
         struct scan_control_handlers h = { .message = s_control_message,
                                            .closed = s_control_closed };
@@ -225,6 +350,11 @@ int scan_main(const struct scan_options *opt)
             fatal("scan service cannot start: control channel unusable");
         sc.stats_timer = event_new(sc.base, -1, EV_PERSIST, s_stats_cb, &sc);
         evtimer_add(sc.stats_timer, &every);
+    }
+    {
+        struct timeval sync_every = { 0, SCAN_REPORT_SYNC_MS * 1000 };
+        sc.report_timer = event_new(sc.base, -1, EV_PERSIST, s_report_sync_cb, &sc);
+        evtimer_add(sc.report_timer, &sync_every);
     }
     sc.sigterm = evsignal_new(sc.base, SIGTERM, s_signal_cb, &sc);
     sc.sigint = evsignal_new(sc.base, SIGINT, s_signal_cb, &sc);

@@ -90,6 +90,8 @@ static const char *s_outcome_name(enum smtpd_outcome o)
     switch (o) {
     case SMTPD_RELAYED: return "relayed";
     case SMTPD_TEMPFAIL: return "tempfail";
+    case SMTPD_QUARANTINED: return "quarantined";
+    case SMTPD_DELETED: return "deleted";
     default: return "rejected";
     }
 }
@@ -113,9 +115,15 @@ void smtpd_session_finish(struct smtpd_session *s, enum smtpd_outcome o, const c
         st->bytes_relayed += s->dec.size;
     } else if (o == SMTPD_TEMPFAIL) {
         st->messages_tempfailed++;
+    } else if (o == SMTPD_QUARANTINED) {
+        st->messages_quarantined++;
+    } else if (o == SMTPD_DELETED) {
+        st->messages_deleted++;
     } else {
         st->messages_rejected++;
     }
+    smtpd_scan_track(s, o, reply);
+    smtpd_scan_clear(s);
     smtpd_proto_data_done(&s->proto);
     if (s->body != NULL)
         evbuffer_free(s->body);
@@ -131,12 +139,14 @@ void smtpd_session_resume(struct smtpd_session *s)
         s_session_process(s);
 }
 
-/* The message is complete: the seam where the scanner will take it before the relay. */
+/* The message is complete: the scan pool takes it, then smtpd_scan acts on the decision. */
 static void s_session_message_received(struct smtpd_session *s)
 {
     char reply[128];
 
     s->phase = SMTPD_P_WAIT;
+    s->t_received = now_ms();
+    s->received_ms = wall_ms();
     if (s->dec.line_too_long) {
         snprintf(reply, sizeof reply, "552 5.3.4 Error: message line longer than %lld bytes\r\n",
                  (long long)s->proto.lim.max_line_length);
@@ -147,7 +157,7 @@ static void s_session_message_received(struct smtpd_session *s)
         smtpd_session_finish(s, SMTPD_REJECTED, "552 5.3.4 Message size exceeds fixed limit\r\n");
         return;
     }
-    smtpd_relay_message(s);
+    smtpd_scan_message(s);
 }
 
 static void s_session_start_data(struct smtpd_session *s)
@@ -191,6 +201,7 @@ static void s_session_command(struct smtpd_session *s, const char *line, size_t 
         smtpd_relay_quit(s);
         break;
     case SMTPD_ACT_MAIL:
+        smtpd_scan_clear(s);
         random_hex(s->id, SMTPD_ID_BYTES);
         s->t0 = now_ms();
         smtp_data_init(&s->dec, 0, 0); /* size 0 until DATA, for the outcome line */
@@ -263,6 +274,8 @@ static void s_session_process(struct smtpd_session *s)
     while (s->phase == SMTPD_P_COMMAND || s->phase == SMTPD_P_DATA) {
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SMTPD_OUTPUT_MAX)
             break; /* the peer does not read its replies: wait for the write callback */
+        if (smtpd_scan_should_pause(s))
+            break; /* the scan pool is full: smtpd_unpause_sessions resumes us */
         if (s->phase == SMTPD_P_DATA) {
             if (!s_session_data(s))
                 break;
@@ -293,7 +306,7 @@ static void s_session_process(struct smtpd_session *s)
         else
             s->srv->stats.inflight--;
     }
-    if (s->phase == SMTPD_P_COMMAND || s->phase == SMTPD_P_DATA) {
+    if ((s->phase == SMTPD_P_COMMAND || s->phase == SMTPD_P_DATA) && !s->paused) {
         s_session_arm(s);
         bufferevent_enable(s->bev, EV_READ);
     } else {
@@ -346,6 +359,11 @@ static void s_session_free(struct smtpd_session *s)
 
     if (s->inflight)
         srv->stats.inflight--;
+    if (s->paused)
+        srv->paused--;
+    if (s->t_received != 0) /* received, never answered: the upstream keeps it */
+        smtpd_scan_track(s, SMTPD_TEMPFAIL, "connection closed before the final reply");
+    smtpd_scan_clear(s);
     smtp_client_free(&s->ds);
     if (s->body != NULL)
         evbuffer_free(s->body);
@@ -506,3 +524,20 @@ void smtpd_shutdown(smtpd_t *srv, void (*done)(void *arg), void *arg)
 }
 
 void smtpd_get_stats(const smtpd_t *srv, struct smtpd_stats *out) { *out = srv->stats; }
+
+void smtpd_set_pool(smtpd_t *srv, struct scanpool *pool) { srv->pool = pool; }
+
+void smtpd_unpause_sessions(struct smtpd *srv)
+{
+    struct smtpd_session *s, *next;
+
+    for (s = srv->sessions; s != NULL && srv->paused > 0; s = next) {
+        next = s->next;
+        if (!s->paused)
+            continue;
+        s->paused = false;
+        srv->paused--;
+        if (!s->busy)
+            s_session_process(s);
+    }
+}

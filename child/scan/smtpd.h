@@ -10,6 +10,7 @@
 #include "settings.h"
 
 struct event_base;
+struct scanpool;
 
 typedef struct smtpd smtpd_t;
 
@@ -20,6 +21,10 @@ struct smtpd_stats {
     uint64_t messages_tempfailed;
     uint64_t messages_rejected;
     uint64_t bytes_relayed;
+    uint64_t messages_quarantined;
+    uint64_t messages_deleted;
+    uint64_t viruses_found;
+    uint64_t scan_exceptions;  /* messages with at least one scan exception */
     uint32_t inflight; /* transactions between an accepted MAIL and their final reply */
     uint32_t sessions;
 };
@@ -40,5 +45,11 @@ void smtpd_set_settings(smtpd_t *srv, const settings_t *settings);
 void smtpd_shutdown(smtpd_t *srv, void (*done)(void *arg), void *arg);
 
 void smtpd_get_stats(const smtpd_t *srv, struct smtpd_stats *out);
+
+/* Scans every received message in pool before acting on it (borrowed; set before the first
+ * connection). The pool must be created with smtpd_scan_done and this server as its arg. */
+void smtpd_set_pool(smtpd_t *srv, struct scanpool *pool);
+struct scan_job;
+void smtpd_scan_done(struct scan_job *job, void *arg);
 
 #endif

@@ -25,7 +25,11 @@ enum smtpd_phase {
     SMTPD_P_CLOSING, /* last reply being written, then the session ends */
 };
 
-enum smtpd_outcome { SMTPD_RELAYED, SMTPD_TEMPFAIL, SMTPD_REJECTED };
+enum smtpd_outcome { SMTPD_RELAYED, SMTPD_TEMPFAIL, SMTPD_REJECTED, SMTPD_QUARANTINED,
+                     SMTPD_DELETED };
+
+struct scan_job;
+struct scanpool;
 
 struct smtpd {
     struct event_base *base;
@@ -38,6 +42,8 @@ struct smtpd {
     struct smtpd_session *sessions; /* doubly linked */
     struct smtpd_stats stats;
     bool shutting_down;
+    struct scanpool *pool;          /* NULL: relay without scanning (unit tests) */
+    unsigned paused;                /* sessions whose input waits for room in the pool */
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -61,6 +67,14 @@ struct smtpd_session {
     struct evbuffer *body;  /* unstuffed, CRLF line ends */
     char pending[SMTPD_MIRROR_MAX]; /* reply to send once the downstream is reset */
     enum smtpd_action pending_action;
+    /* the scan and the tracking record (smtpd_scan.c) */
+    char **rcpts;           /* recipients the downstream accepted */
+    size_t nrcpts;
+    uint64_t t_data, t_received, t_scanned, t_relay; /* now_ms() at DATA, end of data, … */
+    uint64_t received_ms;   /* wall clock at the end of DATA */
+    struct scan_job *job;   /* in the pool (job->owner == this session), then its result */
+    bool scanning;          /* job is in the pool: its results are not ours to read yet */
+    bool paused;            /* waiting for room in the scan pool */
 };
 
 /* smtpd.c, for smtpd_relay.c */
@@ -73,6 +87,19 @@ void smtpd_session_resume(struct smtpd_session *s);
 void smtpd_session_finish(struct smtpd_session *s, enum smtpd_outcome o, const char *reply);
 void smtpd_session_close(struct smtpd_session *s, const char *reply);
 int smtpd_session_timeout(const struct smtpd_session *s, enum setting_id id);
+
+/* smtpd_scan.c: hands a received message to the pool, acts on the decision, writes the
+ * tracking record of every outcome. */
+void smtpd_scan_message(struct smtpd_session *s);
+void smtpd_scan_track(struct smtpd_session *s, enum smtpd_outcome o, const char *reply);
+void smtpd_scan_add_rcpt(struct smtpd_session *s, const char *rcpt);
+/* Forgets the transaction's scan state (job, recipients); a job still in the pool is
+ * disowned and freed when it comes back. */
+void smtpd_scan_clear(struct smtpd_session *s);
+/* True (and the session marked paused) when the pool has no room for more messages. */
+bool smtpd_scan_should_pause(struct smtpd_session *s);
+/* smtpd.c: the pool has room again: sessions that paused their input resume. */
+void smtpd_unpause_sessions(struct smtpd *srv);
 
 /* smtpd_relay.c */
 void smtpd_relay_mail(struct smtpd_session *s);

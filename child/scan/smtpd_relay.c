@@ -167,6 +167,8 @@ static void s_rcpt_cb(smtp_client_t *c, const struct smtp_reply *r, void *arg)
         s_drop_downstream(s);
     } else {
         smtpd_format_reply(r, reply, sizeof reply); /* per-recipient answers are honoured */
+        if (r->code / 100 == 2)
+            smtpd_scan_add_rcpt(s, s->proto.rcpt);
     }
     smtpd_proto_rcpt_done(&s->proto, r->code);
     smtpd_session_write(s, reply);

@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
+#include "portcullis.pb-c.h"
 #include "settings.h"
 
 #define ADMIN_NOTIFY_CONFIG "portcullis_config" /* LISTEN channel: a new config version */
@@ -35,5 +36,52 @@ bool admin_child_name_valid(const char *name);
 
 /* Fleet status (R6.2, R7.2, R7.5): {"config_version": N, "children": [...]}. */
 json_t *admin_status(PGconn *c, char *err, size_t errlen);
+
+
+/* --- policy rules and areas (R5.1, R5.2) ------------------------------------------------- */
+/* Every change builds the whole rule set as it would be, refuses it unless policy_compile()
+ * accepts it (so the parent refuses exactly what a child would), then stores it in one
+ * transaction with a new configuration version and a NOTIFY. version gets the new version,
+ * or 0 when nothing needed to change. */
+#define ADMIN_AREA_DEFAULT_QUARANTINE "Default quarantine"
+#define ADMIN_AREA_DEFAULT_ARCHIVE "Default archive"
+#define ADMIN_AREA_RETENTION_DEFAULT 15 /* days an area keeps messages unless told (R5.2) */
+
+/* {"config_version": N, "areas": [{name, kind, retention_days, used_by: [rule names]}]} */
+json_t *admin_area_list(PGconn *c, char *err, size_t errlen);
+/* kind: "quarantine" or "archive"; retention_days 1..60. */
+int admin_area_add(PGconn *c, const char *name, const char *kind, unsigned retention_days,
+                   uint64_t *version, char *err, size_t errlen);
+int admin_area_set_retention(PGconn *c, const char *name, unsigned retention_days,
+                             uint64_t *version, char *err, size_t errlen);
+/* Refused while a rule sends messages to the area (the message names the rule). */
+int admin_area_remove(PGconn *c, const char *name, uint64_t *version, char *err, size_t errlen);
+
+/* {"config_version": N, "rules": [{position, name, enabled, scope, domains, match,
+ *  conditions: [{kind, value, negate}], actions: [{kind, arg}]}]} in evaluation order. */
+json_t *admin_policy_list(PGconn *c, char *err, size_t errlen);
+/* A rule to fill for admin_policy_add (all strings owned; free with
+ * portcullis__policy_rule__free_unpacked(r, NULL)). Scope "any", match "all", enabled. */
+Portcullis__PolicyRule *admin_policy_rule_new(const char *name);
+void admin_policy_rule_add_domain(Portcullis__PolicyRule *r, const char *domain);
+void admin_policy_rule_add_condition(Portcullis__PolicyRule *r, const char *kind,
+                                     const char *value, bool negate);
+void admin_policy_rule_add_action(Portcullis__PolicyRule *r, const char *kind, const char *arg);
+/* position 1..n+1 (0: last); the rules from there on move down one. */
+int admin_policy_add(PGconn *c, const Portcullis__PolicyRule *rule, unsigned position,
+                     uint64_t *version, char *err, size_t errlen);
+int admin_policy_remove(PGconn *c, const char *name, uint64_t *version, char *err,
+                        size_t errlen);
+/* position 1..n: the rule takes it, the rules between shift by one. */
+int admin_policy_move(PGconn *c, const char *name, unsigned position, uint64_t *version,
+                      char *err, size_t errlen);
+int admin_policy_set_enabled(PGconn *c, const char *name, bool enabled, uint64_t *version,
+                             char *err, size_t errlen);
+
+/* The parent's snapshot: adds every rule (in order) and area to snap, owned by snap until
+ * admin_snapshot_clear(). Read in one transaction; a version made after the settings were
+ * read can show here early, never late, so the next version check sends it again whole. */
+int admin_snapshot_fill(PGconn *c, Portcullis__ConfigSnapshot *snap, char *err, size_t errlen);
+void admin_snapshot_clear(Portcullis__ConfigSnapshot *snap);
 
 #endif

@@ -9,6 +9,8 @@
 #include <time.h>
 
 #include "admin/admin.h"
+#include "cli/cli_log.h"
+#include "cli/cmd_policy.h"
 #include "db/db.h"
 #include "keys.h"
 #include "log.h"
@@ -35,6 +37,15 @@ static void s_usage(FILE *f)
         "  child enroll-token NAME              one-time token for a new child's child.conf\n"
         "  child approve NAME                   let a pending child in\n"
         "  child remove NAME                    forget a child and its key\n"
+        "  log query [--since T] [--until T] [--sender S] [--recipient R] [--verdict [ENGINE:]V]\n"
+        "            [--action A] [--child NAME] [--limit N] [--after CURSOR] [--json]\n"
+        "                                       message tracking, newest first (default: last 24 h)\n"
+        "  quarantine list [--area A] [--child C] [--sender S] [--recipient R] [--since T]\n"
+        "            [--until T] [--limit N] [--after CURSOR] [--json]   quarantined messages\n"
+        "  archive list [same options]          archived messages\n"
+        "  T: ISO-8601 (2026-11-23T19:00:00Z) or a time ago (45s, 30m, 1h, 2d, 1w)\n");
+    cmd_policy_usage(f);
+    fprintf(f,
         "configuration: -c FILE, or $" PARENT_CONF_ENV ", or " PARENT_CONF_DEFAULT "\n");
 }
 
@@ -251,6 +262,15 @@ int main(int argc, char **argv)
         rc = cmd_settings_set(&c, argv[2], argv[3]);
     else if (strcmp(argv[0], "child") == 0)
         rc = cmd_child(&c, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "log") == 0 && argc >= 2 && strcmp(argv[1], "query") == 0)
+        rc = cli_log_query(c.db, c.json, argc - 2, argv + 2);
+    else if ((strcmp(argv[0], "quarantine") == 0 || strcmp(argv[0], "archive") == 0) &&
+             argc >= 2 && strcmp(argv[1], "list") == 0)
+        rc = cli_stored_list(c.db, c.json, argv[0], argc - 2, argv + 2);
+    else if (strcmp(argv[0], "policy") == 0)
+        rc = cmd_policy_rules(c.db, c.json, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "area") == 0)
+        rc = cmd_policy_areas(c.db, c.json, argc - 1, argv + 1);
     else {
         s_usage(stderr);
         rc = EXIT_USAGE;

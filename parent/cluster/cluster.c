@@ -14,6 +14,7 @@
 
 #include "admin/admin.h"
 #include "cluster/enrol.h"
+#include "cluster/ingest.h"
 #include "db/db.h"
 #include "link.h"
 #include "log.h"
@@ -41,6 +42,7 @@ struct cluster {
     void *ctx, *router, *enrol, *zap;
     PGconn *db;
     uint64_t db_retry_ms;
+    ingest_t *ingest;              /* report batches into the database (R7.3) */
     struct peer *peers;
     size_t npeers, cappeers;
     uint64_t config_version;      /* version of the cached snapshot */
@@ -203,10 +205,17 @@ static bool s_snapshot_refresh(cluster_t *c)
     snap.version = settings_version(s);
     snap.n_settings = SETTING__COUNT;
     snap.settings = ptrs;
+    /* Rules and areas (R5.1), read after the settings: never older than this version. */
+    if (admin_snapshot_fill(c->db, &snap, err, sizeof err) != 0) {
+        log_err("configuration not loaded: %s", err);
+        settings_free(&s);
+        return false;
+    }
     env.body_case = PORTCULLIS__ENVELOPE__BODY_CONFIG;
     env.config = &snap;
     free(c->snapshot);
     c->snapshot = wire_pack(&env, &c->snapshot_len);
+    admin_snapshot_clear(&snap);
     c->config_version = snap.version;
     settings_free(&s);
     log_info("configuration version=%" PRIu64 " loaded", c->config_version);
@@ -380,6 +389,8 @@ static json_t *s_health_json(const Portcullis__Health *h)
     json_object_set_new(o, "messages_per_minute", json_integer(h->messages_per_minute));
     json_object_set_new(o, "scan_restarts", json_integer(h->scan_restarts));
     json_object_set_new(o, "uptime_s", json_integer((json_int_t)h->uptime_s));
+    json_object_set_new(o, "spool_records", json_integer((json_int_t)h->spool_records));
+    json_object_set_new(o, "spool_bytes", json_integer((json_int_t)h->spool_bytes));
     if (h->stats != NULL) {
         const Portcullis__ScanStats *s = h->stats;
         json_t *st = json_object();
@@ -393,6 +404,33 @@ static json_t *s_health_json(const Portcullis__Health *h)
         json_object_set_new(o, "stats", st);
     }
     return o;
+}
+
+/* Committed, then acknowledged; without the database nothing is acknowledged and the child
+ * sends the batch again later. */
+static void s_reports(cluster_t *c, struct peer *pe, const Portcullis__ReportBatch *b)
+{
+    Portcullis__ReportAck a = PORTCULLIS__REPORT_ACK__INIT;
+    envelope_t out = PORTCULLIS__ENVELOPE__INIT;
+    char err[512];
+    uint64_t up_to;
+
+    if (!s_db_ok(c)) {
+        log_warn("reports from child %s not stored: database unavailable (the child keeps them)",
+                 pe->name);
+        return;
+    }
+    if (ingest_batch(c->ingest, c->db, pe->id, pe->name, b, &up_to, err, sizeof err) != 0) {
+        log_err("reports from child %s not stored (the child keeps them): %s", pe->name, err);
+        return;
+    }
+    if (up_to == 0)
+        return;
+    a.spool_epoch = b->spool_epoch;
+    a.up_to_seq = up_to;
+    out.body_case = PORTCULLIS__ENVELOPE__BODY_REPORT_ACK;
+    out.report_ack = &a;
+    s_peer_send(c, pe, &out);
 }
 
 static void s_child_message(cluster_t *c, struct peer *pe, const envelope_t *env)
@@ -436,6 +474,9 @@ static void s_child_message(cluster_t *c, struct peer *pe, const envelope_t *env
         break;
     }
     case PORTCULLIS__ENVELOPE__BODY_HEARTBEAT:
+        break;
+    case PORTCULLIS__ENVELOPE__BODY_REPORT_BATCH:
+        s_reports(c, pe, env->report_batch);
         break;
     default:
         log_warn("child %s sent an unexpected %s message; ignored", pe->name, wire_body_name(env));
@@ -569,6 +610,7 @@ cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errl
 
     c->opt = opt;
     c->ctx = zmq_ctx_new();
+    c->ingest = ingest_new();
     if (!zmq_has("curve")) {
         snprintf(err, errlen, "this libzmq has no CURVE support; install a libzmq built with libsodium");
         goto fail;
@@ -654,6 +696,7 @@ void cluster_free(cluster_t **cp)
     if (c->ctx != NULL)
         zmq_ctx_term(c->ctx);
     db_close(&c->db);
+    ingest_free(&c->ingest);
     free(c->peers);
     free(c->snapshot);
     free(c);

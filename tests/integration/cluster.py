@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import uuid
 
+import signatures
 from mta import PostfixInstance
 from procs import (BIN_DIR, LOOPBACK, HarnessError, Proc, forget_logs, free_port, make_dir,
                    make_traversable, wait_for_port, wait_until)
@@ -78,7 +79,7 @@ class Parent:
 
 
 class Child:
-    def __init__(self, base_dir, name, parent, downstream_port, enroll=None):
+    def __init__(self, base_dir, name, parent, downstream_port, enroll=None, extra_conf=None):
         self.name = name
         self.dir = make_dir(os.path.join(base_dir, name), 0o700)
         self.state_dir = make_dir(os.path.join(self.dir, "state"), 0o700)
@@ -96,6 +97,12 @@ class Child:
             "downstream": f"{LOOPBACK}:{downstream_port}",
             "log_level": "info",
         })
+        conf.update(extra_conf or {})   # e.g. signature_dir, quarantine_dir, archive_dir
+        if "signature_dir" not in conf:
+            # A child without signatures makes every scan an av_error exception (quarantined):
+            # by default each child gets the test set (EICAR + clamav-testfiles).
+            conf["signature_dir"] = make_dir(os.path.join(self.dir, "sigs"), 0o755)
+            signatures.write_standard_set(conf["signature_dir"])
         if "parent_public_key" not in conf:
             raise HarnessError(f"{name}: no parent_public_key for child.conf")
         self.conf = conf
@@ -142,7 +149,8 @@ class Cluster:
     """PostgreSQL (shared, given), the downstream Postfix, the parent, children child1..childN
     enrolled by token, and the upstream Postfix whose filter for childK.test is childK."""
 
-    def __init__(self, base_dir, pg, n_children=2, upstream=True, wait_scan=True):
+    def __init__(self, base_dir, pg, n_children=2, upstream=True, wait_scan=True,
+                 child_conf=None):
         self.base = make_dir(base_dir, 0o755)
         make_traversable(self.base)
         forget_logs()
@@ -150,6 +158,8 @@ class Cluster:
         self.n_children = n_children
         self.want_upstream = upstream
         self.wait_scan = wait_scan   # False: tests about the link only, not the mail path
+        # child_conf(name) -> extra child.conf keys for that child (signature_dir, …)
+        self.child_conf = child_conf
         self.downstream = None
         self.upstream = None
         self.parent = None
@@ -217,7 +227,9 @@ class Cluster:
             enroll = self.enroll_token(name)
         else:
             enroll = {"parent_public_key": self.parent_public_key()}
-        child = Child(self.base, name, self.parent, self.downstream.port, enroll=enroll)
+        extra = self.child_conf(name) if self.child_conf else None
+        child = Child(self.base, name, self.parent, self.downstream.port, enroll=enroll,
+                      extra_conf=extra)
         self.children[name] = child
         if start:
             if token:

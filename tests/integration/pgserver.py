@@ -32,7 +32,9 @@ class PostgresServer:
     def _as_pg(self, argv, timeout=120):
         return run([RUNUSER, "-u", self.USER, "--"] + argv, timeout=timeout)
 
-    def start(self):
+    def start(self, reset=True):
+        """Starts the server; reset=False keeps database portcullis as it was (a restart after
+        stop(), for outage tests)."""
         if not os.path.exists(os.path.join(self.data, "PG_VERSION")):
             self._as_pg([f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres", "-E", "UTF8",
                          "--no-locale", "--auth-host=trust", "--auth-local=trust", "--no-sync"])
@@ -44,7 +46,8 @@ class PostgresServer:
         self.running = True
         ACTIVE_LOGS["postgres"] = self.log_path
         wait_for_port(LOOPBACK, self.port, 30, "PostgreSQL to listen")
-        self.reset_database()
+        if reset:
+            self.reset_database()
         return self
 
     def sql(self, statement, params=None, dbname="postgres", autocommit=True):

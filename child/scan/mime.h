@@ -1,0 +1,64 @@
+/* mime: one message parsed with GMime into what rules look at: top-level headers (unfolded,
+ * RFC 2047 decoded), parts (names, declared and detected types, decoded sizes, depth), decoded
+ * text bodies and the URLs in them. Every limit (mime.* settings) is checked where the bytes
+ * are read; going past one sets a POLICY_EXC_MIME_* bit and stops descending, never more. */
+#ifndef PORTCULLIS_MIME_H
+#define PORTCULLIS_MIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+
+#define MIME_CONTAINERS_MAX 2000 /* multipart and message/rfc822 headers handed to GMime: its
+                                  * parser recurses once per level, so this bounds its stack */
+#define MIME_URLS_MAX 256        /* URLs kept per message */
+#define MIME_URL_MAX 2048        /* bytes of one URL; longer ones are cut */
+#define MIME_MAGIC_BYTES 512     /* decoded bytes of a part kept for type detection */
+#define MIME_STACK_BYTES (32u << 20) /* stack size scan threads need for the deepest parse */
+
+struct mime_limits {
+    unsigned max_depth;        /* mime.max_depth */
+    unsigned max_parts;        /* mime.max_parts */
+    uint64_t max_decoded_size; /* mime.max_decoded_size */
+    unsigned max_headers;      /* mime.max_headers (per part) */
+    uint64_t max_header_length;/* mime.max_header_length */
+};
+
+struct mime_part {
+    char *filename;             /* NULL if none */
+    char *declared_type;        /* lowercase "type/subtype" */
+    const char *detected_type;  /* static string from the magic table; NULL if unknown */
+    uint64_t size;              /* decoded bytes */
+    unsigned depth;             /* 0: the message itself */
+};
+
+struct mime_result {
+    struct policy_header *headers; /* top level; name and value owned */
+    size_t nheaders;
+    struct mime_part *parts;
+    size_t nparts;
+    char **texts;               /* decoded text/plain and text/html bodies, UTF-8 */
+    size_t *text_lens;
+    size_t ntexts;
+    char **urls;
+    size_t nurls;
+    char *subject;              /* decoded; NULL if absent */
+    char *message_id;           /* without <>; NULL if absent */
+    unsigned exceptions;        /* POLICY_EXC_MIME_* */
+    uint64_t decoded_total;
+    struct policy_part *fparts; /* views for policy_facts */
+};
+
+/* Once, before any thread starts (g_mime_init). */
+void mime_init(void);
+/* Never NULL: malformed input gives a result with what could be read and an exception bit. */
+struct mime_result *mime_parse(const char *data, size_t len, const struct mime_limits *lim);
+void mime_result_free(struct mime_result **mp);
+/* Fills the MIME facts of f (headers, parts, texts, exceptions |=); borrowed from m. */
+void mime_facts_fill(struct mime_result *m, struct policy_facts *f);
+/* Content type from the first bytes of a decoded part; NULL if unknown. */
+const char *mime_detect_type(const unsigned char *p, size_t n);
+
+#endif

@@ -1,0 +1,346 @@
+/* scanpool: a fixed set of scan threads fed by a bounded queue. Each job: MIME parse, ClamAV
+ * scan (unless av.enabled is off), policy evaluation with the policy in force when the scan
+ * started (reference-counted, swapped like the engine), the delivered copy, and the
+ * quarantine/archive files. Finished jobs go back to the event loop through a pipe. */
+#include "scan/scanpool.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "scan/edit.h"
+#include "util.h"
+
+#define SCANPOOL_THREADS_MAX 256
+
+struct pool_policy {
+    policy_t *p;
+    unsigned refs;              /* the pool's while in force, plus each scan's */
+};
+
+struct scanpool {
+    struct event_base *base;
+    av_t *av;
+    char quarantine_dir[STORE_PATH_MAX / 2], archive_dir[STORE_PATH_MAX / 2];
+    scanpool_done_fn *done;
+    void *done_arg;
+    pthread_mutex_t mu;
+    pthread_cond_t work;
+    struct scan_job *waiting, *waiting_tail;   /* FIFO */
+    struct scan_job *finished;                 /* LIFO, reversed on delivery */
+    unsigned nwaiting, queue_max, nthreads;
+    bool stop;
+    struct pool_policy *policy;
+    pthread_t threads[SCANPOOL_THREADS_MAX];
+    int pipe_rd, pipe_wr;
+    struct event *pipe_ev;
+};
+
+struct scan_job *scan_job_new(void) { return xcalloc(1, sizeof(struct scan_job)); }
+
+void scan_job_free(struct scan_job **jp)
+{
+    struct scan_job *j;
+
+    if (jp == NULL || *jp == NULL)
+        return;
+    j = *jp;
+    if (j->body != NULL)
+        evbuffer_free(j->body);
+    if (j->out != NULL)
+        evbuffer_free(j->out);
+    free(j->sender);
+    for (size_t i = 0; i < j->nrcpts; i++)
+        free(j->rcpts[i]);
+    free(j->rcpts);
+    mime_result_free(&j->mime);
+    free(j);
+    *jp = NULL;
+}
+
+static struct pool_policy *s_policy_acquire(scanpool_t *p)
+{
+    struct pool_policy *pp;
+
+    pthread_mutex_lock(&p->mu);
+    pp = p->policy;
+    if (pp != NULL)
+        pp->refs++;
+    pthread_mutex_unlock(&p->mu);
+    return pp;
+}
+
+/* Called with p->mu held. */
+static void s_policy_unref(struct pool_policy *pp)
+{
+    if (pp == NULL || --pp->refs > 0)
+        return;
+    policy_free(&pp->p);
+    free(pp);
+}
+
+void scanpool_set_policy(scanpool_t *p, policy_t **pol)
+{
+    struct pool_policy *pp = xcalloc(1, sizeof *pp), *old;
+
+    pp->p = *pol;
+    pp->refs = 1;
+    *pol = NULL;
+    pthread_mutex_lock(&p->mu);
+    old = p->policy;
+    p->policy = pp;
+    s_policy_unref(old);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Quarantine file first (the reply names it), then one per archive area. */
+static void s_store(scanpool_t *p, struct scan_job *j)
+{
+    const struct evbuffer *copy = j->out;
+    const char *cdata = j->data;
+    size_t clen = j->len;
+    char err[512];
+
+    if (copy != NULL) { /* archives get the modified message */
+        clen = evbuffer_get_length(j->out);
+        cdata = (const char *)evbuffer_pullup(j->out, -1);
+    }
+    if (j->dec.fate == POLICY_QUARANTINE) {
+        if (store_write(p->quarantine_dir, j->dec.quarantine_area, "quarantine", j->data, j->len,
+                        j->received_ms, &j->files[j->nfiles], err, sizeof err) != 0)
+            goto failed;
+        j->nfiles++;
+    }
+    for (size_t i = 0; i < j->dec.narchives && j->nfiles < SCANPOOL_FILES_MAX; i++) {
+        if (store_write(p->archive_dir, j->dec.archives[i], "archive", cdata, clen,
+                        j->received_ms, &j->files[j->nfiles], err, sizeof err) != 0)
+            goto failed;
+        j->nfiles++;
+    }
+    return;
+failed:
+    log_err("id=%s store: %s", j->id, err);
+    snprintf(j->error, sizeof j->error, "store: %.240s", err);
+    j->store_failed = true;
+    for (size_t i = 0; i < j->nfiles; i++)
+        store_remove(&j->files[i]);
+    j->nfiles = 0;
+}
+
+void scanpool_run_job(scanpool_t *p, struct scan_job *j)
+{
+    struct policy_facts f = { 0 };
+    struct pool_policy *pp;
+    uint64_t t0 = now_ms();
+
+    j->mime = mime_parse(j->data, j->len, &j->mlim);
+    if (j->av_enabled)
+        av_scan(p->av, j->data, j->len, &j->av);
+    else
+        j->av.status = AV_SKIPPED;
+    j->exceptions = j->mime->exceptions | j->av.exceptions;
+    f.sender = j->sender;
+    f.recipients = (const char *const *)j->rcpts;
+    f.nrecipients = j->nrcpts;
+    f.size = j->len;
+    f.virus = j->av.status == AV_VIRUS ? j->av.name : NULL;
+    f.exceptions = j->av.exceptions;
+    mime_facts_fill(j->mime, &f);
+    pp = s_policy_acquire(p);
+    if (pp != NULL) {
+        policy_eval(pp->p, &f, &j->dec);
+        j->decided = true;
+        pthread_mutex_lock(&p->mu);
+        s_policy_unref(pp);
+        pthread_mutex_unlock(&p->mu);
+    } else {
+        snprintf(j->error, sizeof j->error, "no policy in force");
+    }
+    if (j->decided) {
+        if (j->dec.fate == POLICY_DELIVER || j->dec.narchives > 0)
+            j->out = edit_message(j->data, j->len, &j->dec);
+        s_store(p, j);
+    }
+    j->ms_scan = now_ms() - t0;
+}
+
+static void *s_thread(void *arg)
+{
+    scanpool_t *p = arg;
+    struct scan_job *j;
+    char one = 1;
+
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (p->waiting == NULL && !p->stop)
+            pthread_cond_wait(&p->work, &p->mu);
+        if (p->stop) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        j = p->waiting;
+        p->waiting = j->next;
+        if (p->waiting == NULL)
+            p->waiting_tail = NULL;
+        p->nwaiting--;
+        pthread_mutex_unlock(&p->mu);
+
+        scanpool_run_job(p, j);
+
+        pthread_mutex_lock(&p->mu);
+        j->next = p->finished;
+        p->finished = j;
+        pthread_mutex_unlock(&p->mu);
+        /* A full pipe already has a wake-up pending: EAGAIN is fine. */
+        if (write(p->pipe_wr, &one, 1) < 0 && errno != EAGAIN)
+            log_err("scanpool: wake-up pipe: %s", strerror(errno));
+    }
+}
+
+static void s_pipe_cb(evutil_socket_t fd, short what, void *arg)
+{
+    scanpool_t *p = arg;
+    struct scan_job *list, *rev = NULL, *j;
+    char buf[256];
+
+    (void)what;
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    pthread_mutex_lock(&p->mu);
+    list = p->finished;
+    p->finished = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (list != NULL) { /* oldest first */
+        j = list;
+        list = j->next;
+        j->next = rev;
+        rev = j;
+    }
+    while (rev != NULL) {
+        j = rev;
+        rev = j->next;
+        j->next = NULL;
+        p->done(j, p->done_arg);
+    }
+}
+
+scanpool_t *scanpool_new(struct event_base *base, unsigned nthreads, av_t *av,
+                         const char *quarantine_dir, const char *archive_dir,
+                         scanpool_done_fn *done, void *arg)
+{
+    scanpool_t *p = xcalloc(1, sizeof *p);
+    pthread_attr_t attr;
+    int fds[2];
+
+    if (nthreads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = n > 0 ? (unsigned)n : 1;
+    }
+    if (nthreads > SCANPOOL_THREADS_MAX)
+        nthreads = SCANPOOL_THREADS_MAX;
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        log_err("scanpool: pipe: %s", strerror(errno));
+        free(p);
+        return NULL;
+    }
+    p->base = base;
+    p->av = av;
+    strlcpy_p(p->quarantine_dir, quarantine_dir, sizeof p->quarantine_dir);
+    strlcpy_p(p->archive_dir, archive_dir, sizeof p->archive_dir);
+    p->done = done;
+    p->done_arg = arg;
+    p->pipe_rd = fds[0];
+    p->pipe_wr = fds[1];
+    p->queue_max = nthreads * SCANPOOL_QUEUE_PER_THREAD;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work, NULL);
+    if (base != NULL) {
+        p->pipe_ev = event_new(base, p->pipe_rd, EV_READ | EV_PERSIST, s_pipe_cb, p);
+        event_add(p->pipe_ev, NULL);
+    }
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, MIME_STACK_BYTES);
+    for (unsigned i = 0; i < nthreads; i++) {
+        if (pthread_create(&p->threads[i], &attr, s_thread, p) != 0) {
+            log_err("scanpool: cannot start scan thread %u", i);
+            break;
+        }
+        p->nthreads++;
+    }
+    pthread_attr_destroy(&attr);
+    if (p->nthreads == 0) {
+        scanpool_free(&p);
+        return NULL;
+    }
+    log_info("scan threads started threads=%u queue_max=%u", p->nthreads, p->queue_max);
+    return p;
+}
+
+void scanpool_free(scanpool_t **pp)
+{
+    scanpool_t *p;
+    struct scan_job *j;
+
+    if (pp == NULL || *pp == NULL)
+        return;
+    p = *pp;
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < p->nthreads; i++)
+        pthread_join(p->threads[i], NULL);
+    while ((j = p->waiting) != NULL) {
+        p->waiting = j->next;
+        scan_job_free(&j);
+    }
+    while ((j = p->finished) != NULL) {
+        p->finished = j->next;
+        for (size_t i = 0; i < j->nfiles; i++)
+            store_remove(&j->files[i]); /* never acknowledged */
+        scan_job_free(&j);
+    }
+    if (p->pipe_ev != NULL)
+        event_free(p->pipe_ev);
+    close(p->pipe_rd);
+    close(p->pipe_wr);
+    s_policy_unref(p->policy);
+    pthread_cond_destroy(&p->work);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    *pp = NULL;
+}
+
+void scanpool_submit(scanpool_t *p, struct scan_job *j)
+{
+    pthread_mutex_lock(&p->mu);
+    j->next = NULL;
+    if (p->waiting_tail != NULL)
+        p->waiting_tail->next = j;
+    else
+        p->waiting = j;
+    p->waiting_tail = j;
+    p->nwaiting++;
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->mu);
+}
+
+bool scanpool_full(const scanpool_t *p)
+{
+    scanpool_t *mp = (scanpool_t *)p; /* the mutex, not the pool, changes */
+    bool full;
+
+    pthread_mutex_lock(&mp->mu);
+    full = p->nwaiting >= p->queue_max;
+    pthread_mutex_unlock(&mp->mu);
+    return full;
+}
+
+unsigned scanpool_threads(const scanpool_t *p) { return p->nthreads; }

@@ -1,0 +1,73 @@
+/* scanpool: the scan threads (scan.threads). The event loop hands over a received message as
+ * a scan_job; a thread parses it (mime), scans it (av), evaluates the policy in force, builds
+ * the delivered copy (tags, headers) and writes the quarantine/archive files; the job comes back
+ * to the loop through a pipe. The loop never waits on a scan. */
+#ifndef PORTCULLIS_SCANPOOL_H
+#define PORTCULLIS_SCANPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "scan/av.h"
+#include "scan/mime.h"
+#include "scan/store.h"
+
+#define SCANPOOL_QUEUE_PER_THREAD 4 /* waiting jobs per thread before sessions stop reading */
+#define SCANPOOL_FILES_MAX (1 + POLICY_ARCHIVES_MAX)
+
+struct event_base;
+struct evbuffer;
+
+struct scan_job {
+    /* in: set by the loop, read-only for the thread */
+    char id[17];
+    struct evbuffer *body;       /* owned; made contiguous before the hand-over */
+    const char *data;            /* its bytes */
+    size_t len;
+    char *sender;
+    char **rcpts;
+    size_t nrcpts;
+    struct mime_limits mlim;
+    bool av_enabled;
+    uint64_t received_ms;
+    /* out: set by the thread */
+    struct mime_result *mime;
+    struct av_result av;
+    unsigned exceptions;         /* mime | av */
+    bool decided;
+    struct policy_decision dec;
+    struct evbuffer *out;        /* delivered copy when the policy changed it; else NULL */
+    struct store_file files[SCANPOOL_FILES_MAX]; /* quarantine first, then archives */
+    size_t nfiles;
+    bool store_failed;
+    char error[256];
+    uint64_t ms_scan;
+    /* loop side */
+    void *owner;                 /* the session waiting for it; NULL once it went away */
+    struct scan_job *next;
+};
+
+typedef struct scanpool scanpool_t;
+typedef void scanpool_done_fn(struct scan_job *job, void *arg);
+
+/* nthreads 0 = number of cores. av may be NULL (scans are then exceptions if enabled). */
+scanpool_t *scanpool_new(struct event_base *base, unsigned nthreads, av_t *av,
+                         const char *quarantine_dir, const char *archive_dir,
+                         scanpool_done_fn *done, void *arg);
+/* Joins the threads (scans in progress finish); jobs not returned are freed. */
+void scanpool_free(scanpool_t **pp);
+/* The policy for scans that start from now on; takes ownership (*pp set NULL). Scans in
+ * progress keep theirs; the old one is freed after the last of them. */
+void scanpool_set_policy(scanpool_t *p, policy_t **pp);
+void scanpool_submit(scanpool_t *p, struct scan_job *job);
+bool scanpool_full(const scanpool_t *p);
+unsigned scanpool_threads(const scanpool_t *p);
+
+struct scan_job *scan_job_new(void);
+void scan_job_free(struct scan_job **jp);
+/* One job, in the calling thread (what each scan thread runs; also for tests). */
+void scanpool_run_job(scanpool_t *p, struct scan_job *job);
+
+#endif

@@ -1,0 +1,197 @@
+/* admin_log: see admin_log.h. A query is assembled from fixed SQL fragments, each filter's
+ * value always a parameter; PostgreSQL builds each row's JSON, so the field names live in one
+ * place per table. The page is read with LIMIT n + 1 to know whether a next page exists. */
+#include "admin/admin_log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db.h"
+#include "util.h"
+
+#define ADMIN_LOG_PARAMS 16
+
+struct query {
+    char sql[4096];
+    size_t len;
+    const char *p[ADMIN_LOG_PARAMS];
+    char own[ADMIN_LOG_PARAMS][64];  /* parameters formatted here */
+    int n;
+};
+
+static void s_sql(struct query *q, const char *text)
+{
+    q->len += (size_t)snprintf(q->sql + q->len, sizeof q->sql - q->len, "%s", text);
+}
+
+/* Appends fragment with every "$?" replaced by the next parameter's number. */
+static void s_where(struct query *q, const char *fragment, const char *value)
+{
+    char num[16];
+
+    q->p[q->n++] = value;
+    snprintf(num, sizeof num, "$%d", q->n);
+    s_sql(q, " AND ");
+    for (const char *f = fragment; *f; f++) {
+        if (f[0] == '$' && f[1] == '?') {
+            s_sql(q, num);
+            f++;
+        } else {
+            char ch[2] = { *f, '\0' };
+            s_sql(q, ch);
+        }
+    }
+}
+
+bool admin_log_cursor_valid(const char *text)
+{
+    const char *dot = text != NULL ? strchr(text, '.') : NULL;
+    size_t a, b;
+
+    if (dot == NULL)
+        return false;
+    a = (size_t)(dot - text);
+    b = strlen(dot + 1);
+    return a >= 1 && a <= 18 && b >= 1 && b <= 18 && strspn(text, "0123456789") == a &&
+           strspn(dot + 1, "0123456789") == b;
+}
+
+/* The filters both tables share, the cursor, order and limit. */
+static void s_common(struct query *q, const struct admin_log_filter *f)
+{
+    int64_t limit = f->limit > 0 ? f->limit : ADMIN_LOG_LIMIT_DEFAULT;
+
+    if (f->since != NULL)
+        s_where(q, "received_at >= $?::timestamptz", f->since);
+    if (f->until != NULL)
+        s_where(q, "received_at < $?::timestamptz", f->until);
+    if (f->sender != NULL)
+        s_where(q, "lower(sender) = lower($?)", f->sender);
+    if (f->child != NULL)
+        s_where(q, "child = $?", f->child);
+    if (f->after != NULL) {
+        const char *dot = strchr(f->after, '.');
+        snprintf(q->own[0], sizeof q->own[0], "%.*s", (int)(dot - f->after), f->after);
+        snprintf(q->own[1], sizeof q->own[1], "%s", dot + 1);
+        q->p[q->n++] = q->own[0];
+        q->p[q->n++] = q->own[1];
+        q->len += (size_t)snprintf(q->sql + q->len, sizeof q->sql - q->len,
+                                   " AND (received_at, id) < ('epoch'::timestamptz + $%d::bigint"
+                                   " * interval '1 microsecond', $%d::bigint)", q->n - 1, q->n);
+    }
+    snprintf(q->own[2], sizeof q->own[2], "%" PRId64, limit + 1);
+    q->p[q->n++] = q->own[2];
+    q->len += (size_t)snprintf(q->sql + q->len, sizeof q->sql - q->len,
+                               " ORDER BY received_at DESC, id DESC LIMIT $%d::bigint", q->n);
+}
+
+/* Runs q; rows are (json text, cursor microseconds, id). */
+static json_t *s_page(PGconn *c, struct query *q, const char *key, int64_t limit, char *err,
+                      size_t errlen)
+{
+    PGresult *r = db_query(c, q->sql, q->n, q->p, err, errlen);
+    json_t *out, *items;
+    int n;
+
+    if (r == NULL)
+        return NULL;
+    if (limit <= 0)
+        limit = ADMIN_LOG_LIMIT_DEFAULT;
+    out = json_object();
+    items = json_array();
+    n = PQntuples(r);
+    for (int i = 0; i < n && i < limit; i++) {
+        json_error_t je;
+        json_t *row = json_loads(PQgetvalue(r, i, 0), 0, &je);
+        if (row != NULL)
+            json_array_append_new(items, row);
+    }
+    json_object_set_new(out, key, items);
+    if (n > limit) {
+        char cur[64];
+        snprintf(cur, sizeof cur, "%s.%s", PQgetvalue(r, (int)limit - 1, 1),
+                 PQgetvalue(r, (int)limit - 1, 2));
+        json_object_set_new(out, "next", json_string(cur));
+    } else {
+        json_object_set_new(out, "next", json_null());
+    }
+    PQclear(r);
+    return out;
+}
+
+#define ADMIN_LOG_TIME(col) \
+    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define ADMIN_LOG_CURSOR ", (extract(epoch FROM received_at) * 1000000)::bigint, id "
+
+json_t *admin_log_query(PGconn *c, const struct admin_log_filter *f, char *err, size_t errlen)
+{
+    struct query q = { .len = 0, .n = 0 };
+    char *verdict = NULL;
+    json_t *res;
+
+    if (f->after != NULL && !admin_log_cursor_valid(f->after)) {
+        snprintf(err, errlen, "'%.64s' is not a cursor printed by this command", f->after);
+        return NULL;
+    }
+
+    s_sql(&q, "SELECT jsonb_build_object('child', child, 'msg_id', msg_id, 'message_id', "
+              "message_id, 'queue_id', queue_id, 'sender', sender, 'recipients', to_jsonb(recipients), "
+              "'client_addr', client_addr, 'client_name', client_name, 'size', size, "
+              "'verdicts', verdicts, 'rule', rule, 'action', action, 'received_at', "
+              ADMIN_LOG_TIME("received_at") ", 'subject', subject, 'reply', reply, "
+              "'quarantine_area', quarantine_area, 'archived_to', to_jsonb(archived_to), "
+              "'ms_receive', ms_receive, 'ms_scan', ms_scan, 'ms_deliver', ms_deliver)::text"
+              ADMIN_LOG_CURSOR "FROM message_log WHERE true");
+    if (f->recipient != NULL)
+        s_where(&q, "portcullis_lower_array(recipients) @> ARRAY[lower($?)]", f->recipient);
+    if (f->action != NULL)
+        s_where(&q, "action = $?", f->action);
+    if (f->verdict != NULL) {
+        const char *colon = strchr(f->verdict, ':');
+        json_t *v = json_object(), *a = json_array();
+        if (colon != NULL) {
+            json_object_set_new(v, "engine", json_stringn(f->verdict, (size_t)(colon - f->verdict)));
+            json_object_set_new(v, "result", json_string(colon + 1));
+        } else {
+            json_object_set_new(v, "result", json_string(f->verdict));
+        }
+        json_array_append_new(a, v);
+        verdict = json_dumps(a, JSON_COMPACT);
+        json_decref(a);
+        if (verdict == NULL) {
+            snprintf(err, errlen, "--verdict: not valid UTF-8 text");
+            return NULL;
+        }
+        s_where(&q, "verdicts @> $?::jsonb", verdict);
+    }
+    s_common(&q, f);
+    res = s_page(c, &q, "records", f->limit, err, errlen);
+    free(verdict);
+    return res;
+}
+
+json_t *admin_stored_list(PGconn *c, const struct admin_log_filter *f, char *err, size_t errlen)
+{
+    struct query q = { .len = 0, .n = 0 };
+
+    if (f->kind == NULL || (f->after != NULL && !admin_log_cursor_valid(f->after))) {
+        snprintf(err, errlen, "stored message list: %s", f->kind == NULL ? "kind is required"
+                                                                          : "not a valid cursor");
+        return NULL;
+    }
+    s_sql(&q, "SELECT jsonb_build_object('child', child, 'area', area, 'kind', kind, 'file_id', "
+              "file_id, 'bucket', bucket, 'size', size, 'received_at', "
+              ADMIN_LOG_TIME("received_at") ", 'sender', sender, 'recipients', "
+              "to_jsonb(recipients), 'subject', subject, 'verdicts', verdicts, 'rule', rule, "
+              "'msg_id', msg_id, 'state', state)::text"
+              ADMIN_LOG_CURSOR "FROM stored_messages WHERE true");
+    s_where(&q, "kind = $?", f->kind);
+    if (f->area != NULL)
+        s_where(&q, "area = $?", f->area);
+    if (f->recipient != NULL)
+        s_where(&q, "portcullis_lower_array(recipients) @> ARRAY[lower($?)]", f->recipient);
+    s_common(&q, f);
+    return s_page(c, &q, "messages", f->limit, err, errlen);
+}

@@ -1,0 +1,372 @@
+/* ingest: see ingest.h. Each table gets one multi-row INSERT per batch: the rows travel as
+ * one jsonb parameter expanded by jsonb_to_recordset, so the statement stays parametrised and
+ * a 500-record batch is three statements. Text from the child is cut to INGEST_TEXT_MAX and
+ * made valid UTF-8 here, so that no record can make a batch fail for ever. */
+#include "cluster/ingest.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db/db.h"
+#include "log.h"
+#include "util.h"
+
+#define INGEST_DAYS_CACHED 64          /* partition days known to exist */
+#define INGEST_EPOCH_MAX 64            /* characters of a spool epoch */
+#define INGEST_MS_MIN 946684800000ull  /* 2000-01-01: received times outside [MIN, MAX) are */
+#define INGEST_MS_MAX 7258118400000ull /* 2200-01-01   clamped, the same way on every resend */
+#define INGEST_SLOW_MS 100             /* a batch slower than this is logged at info */
+
+struct ingest {
+    int64_t days[INGEST_DAYS_CACHED];
+    size_t ndays, next;
+};
+
+ingest_t *ingest_new(void) { return xcalloc(1, sizeof(ingest_t)); }
+
+void ingest_free(ingest_t **ip)
+{
+    if (ip == NULL)
+        return;
+    free(*ip);
+    *ip = NULL;
+}
+
+/* --- values from the child ----------------------------------------------------------------- */
+
+/* Length of a valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
+static size_t s_utf8_len(const unsigned char *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xC2 && p[0] <= 0xDF)
+        len = 2, cp = p[0] & 0x1F;
+    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+        len = 3, cp = p[0] & 0x0F;
+    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+        len = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+/* A JSON string of s: valid UTF-8 (invalid bytes become U+FFFD), at most INGEST_TEXT_MAX
+ * bytes cut at a character boundary. */
+static json_t *s_text(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
+    size_t n = strlen((const char *)p), cap = INGEST_TEXT_MAX, o = 0;
+    char *out = xmalloc(cap + 4);
+    json_t *j;
+
+    for (size_t i = 0; i < n;) {
+        size_t l = s_utf8_len(p + i, n - i);
+        size_t w = l != 0 ? l : 3;
+        if (o + w > cap)
+            break;
+        if (l != 0)
+            memcpy(out + o, p + i, l);
+        else
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+        o += w;
+        i += l != 0 ? l : 1;
+    }
+    j = json_stringn(out, o);
+    free(out);
+    return j;
+}
+
+static json_t *s_texts(char **v, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < n && i < INGEST_LIST_MAX; i++)
+        json_array_append_new(a, s_text(v[i]));
+    return a;
+}
+
+static json_t *s_verdicts(Portcullis__Verdict **v, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < n && i < INGEST_LIST_MAX; i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "engine", s_text(v[i]->engine));
+        json_object_set_new(o, "result", s_text(v[i]->result));
+        json_object_set_new(o, "detail", s_text(v[i]->detail));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static json_t *s_int(uint64_t v, uint64_t max) { return json_integer((json_int_t)(v > max ? max : v)); }
+
+static uint64_t s_clamp_ms(uint64_t ms)
+{
+    return ms < INGEST_MS_MIN ? INGEST_MS_MIN : ms >= INGEST_MS_MAX ? INGEST_MS_MAX - 1 : ms;
+}
+
+static bool s_epoch_ok(const char *e)
+{
+    size_t n = e != NULL ? strlen(e) : 0;
+
+    if (n == 0 || n > INGEST_EPOCH_MAX)
+        return false;
+    return strspn(e, "0123456789abcdef") == n;
+}
+
+/* --- rows ----------------------------------------------------------------------------------- */
+
+static json_t *s_tracking_row(uint64_t seq, const Portcullis__TrackingRecord *t)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "seq", s_int(seq, INT64_MAX));
+    json_object_set_new(o, "received_ms", s_int(s_clamp_ms(t->received_ms), INT64_MAX));
+    json_object_set_new(o, "msg_id", s_text(t->msg_id));
+    json_object_set_new(o, "message_id", s_text(t->message_id));
+    json_object_set_new(o, "queue_id", s_text(t->queue_id));
+    json_object_set_new(o, "sender", s_text(t->sender));
+    json_object_set_new(o, "recipients", s_texts(t->recipients, t->n_recipients));
+    json_object_set_new(o, "client_addr", s_text(t->client_addr));
+    json_object_set_new(o, "client_name", s_text(t->client_name));
+    json_object_set_new(o, "size", s_int(t->size, INT64_MAX));
+    json_object_set_new(o, "verdicts", s_verdicts(t->verdicts, t->n_verdicts));
+    json_object_set_new(o, "rule", s_text(t->rule));
+    json_object_set_new(o, "action", s_text(t->action));
+    json_object_set_new(o, "subject", s_text(t->subject));
+    json_object_set_new(o, "reply", s_text(t->reply));
+    json_object_set_new(o, "quarantine_area", s_text(t->quarantine_area));
+    json_object_set_new(o, "archived_to", s_texts(t->archived_to, t->n_archived_to));
+    json_object_set_new(o, "ms_receive", s_int(t->ms_receive, INT32_MAX));
+    json_object_set_new(o, "ms_scan", s_int(t->ms_scan, INT32_MAX));
+    json_object_set_new(o, "ms_deliver", s_int(t->ms_deliver, INT32_MAX));
+    return o;
+}
+
+static json_t *s_stored_row(uint64_t seq, const Portcullis__StoredMessage *m)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "seq", s_int(seq, INT64_MAX));
+    json_object_set_new(o, "received_ms", s_int(s_clamp_ms(m->received_ms), INT64_MAX));
+    json_object_set_new(o, "area", s_text(m->area));
+    json_object_set_new(o, "kind", s_text(m->kind));
+    json_object_set_new(o, "file_id", s_text(m->file_id));
+    json_object_set_new(o, "bucket", s_text(m->bucket));
+    json_object_set_new(o, "size", s_int(m->size, INT64_MAX));
+    json_object_set_new(o, "sender", s_text(m->sender));
+    json_object_set_new(o, "recipients", s_texts(m->recipients, m->n_recipients));
+    json_object_set_new(o, "subject", s_text(m->subject));
+    json_object_set_new(o, "verdicts", s_verdicts(m->verdicts, m->n_verdicts));
+    json_object_set_new(o, "rule", s_text(m->rule));
+    json_object_set_new(o, "msg_id", s_text(m->msg_id));
+    return o;
+}
+
+static json_t *s_event_row(uint64_t seq, const Portcullis__SystemEvent *e)
+{
+    static const char *const severities[] = { "info", "warning", "error" };
+    const char *sev = "info";
+    json_t *o = json_object();
+
+    for (size_t i = 0; i < ARRAY_LEN(severities); i++)
+        if (e->severity != NULL && strcmp(e->severity, severities[i]) == 0)
+            sev = severities[i];
+    json_object_set_new(o, "seq", s_int(seq, INT64_MAX));
+    json_object_set_new(o, "at_ms", s_int(s_clamp_ms(e->at_ms), INT64_MAX));
+    json_object_set_new(o, "category", e->category != NULL && *e->category ? s_text(e->category)
+                                                                            : json_string("system"));
+    json_object_set_new(o, "severity", json_string(sev));
+    json_object_set_new(o, "message", s_text(e->message));
+    return o;
+}
+
+/* --- SQL -------------------------------------------------------------------------------------- */
+
+static const char s_sql_tracking[] =
+    "INSERT INTO message_log (received_at, child_id, child, spool_epoch, seq, msg_id, message_id,"
+    " queue_id, sender, recipients, client_addr, client_name, size, verdicts, rule, action,"
+    " subject, reply, quarantine_area, archived_to, ms_receive, ms_scan, ms_deliver) "
+    "SELECT 'epoch'::timestamptz + r.received_ms * interval '1 millisecond', $1::bigint, $2, $3,"
+    " r.seq, r.msg_id, r.message_id, r.queue_id, r.sender,"
+    " ARRAY(SELECT jsonb_array_elements_text(r.recipients)), r.client_addr, r.client_name,"
+    " r.size, r.verdicts, r.rule, r.action, r.subject, r.reply, r.quarantine_area,"
+    " ARRAY(SELECT jsonb_array_elements_text(r.archived_to)), r.ms_receive, r.ms_scan,"
+    " r.ms_deliver "
+    "FROM jsonb_to_recordset($4::jsonb) AS r(seq bigint, received_ms bigint, msg_id text,"
+    " message_id text, queue_id text, sender text, recipients jsonb, client_addr text,"
+    " client_name text, size bigint, verdicts jsonb, rule text, action text, subject text,"
+    " reply text, quarantine_area text, archived_to jsonb, ms_receive integer,"
+    " ms_scan integer, ms_deliver integer) "
+    "ON CONFLICT DO NOTHING";
+
+static const char s_sql_stored[] =
+    "INSERT INTO stored_messages (child_id, child, spool_epoch, seq, area, kind, file_id, bucket,"
+    " size, received_at, sender, recipients, subject, verdicts, rule, msg_id) "
+    "SELECT $1::bigint, $2, $3, r.seq, r.area, r.kind, r.file_id, r.bucket, r.size,"
+    " 'epoch'::timestamptz + r.received_ms * interval '1 millisecond', r.sender,"
+    " ARRAY(SELECT jsonb_array_elements_text(r.recipients)), r.subject, r.verdicts, r.rule,"
+    " r.msg_id "
+    "FROM jsonb_to_recordset($4::jsonb) AS r(seq bigint, received_ms bigint, area text,"
+    " kind text, file_id text, bucket text, size bigint, sender text, recipients jsonb,"
+    " subject text, verdicts jsonb, rule text, msg_id text) "
+    "ON CONFLICT DO NOTHING";
+
+static const char s_sql_events[] =
+    "INSERT INTO events (at, category, severity, child_id, message, spool_epoch, seq) "
+    "SELECT 'epoch'::timestamptz + r.at_ms * interval '1 millisecond', r.category, r.severity,"
+    " $1::bigint, r.message, $2, r.seq "
+    "FROM jsonb_to_recordset($3::jsonb) AS r(seq bigint, at_ms bigint, category text,"
+    " severity text, message text) "
+    "ON CONFLICT DO NOTHING";
+
+/* Makes sure the day partitions of the batch's tracking rows exist (outside the batch's
+ * transaction: a partition is made once a day and stays). */
+static int s_partitions(ingest_t *in, PGconn *db, const json_t *rows, char *err, size_t errlen)
+{
+    size_t i;
+    json_t *row;
+
+    json_array_foreach(rows, i, row) {
+        int64_t ms = json_integer_value(json_object_get(row, "received_ms"));
+        int64_t day = ms / 86400000;
+        bool known = false;
+        for (size_t k = 0; k < in->ndays && !known; k++)
+            known = in->days[k] == day;
+        if (known)
+            continue;
+        time_t t = (time_t)(day * 86400);
+        struct tm tm;
+        char date[16];
+        const char *p[] = { date };
+        gmtime_r(&t, &tm);
+        strftime(date, sizeof date, "%Y-%m-%d", &tm);
+        if (db_exec(db, "SELECT message_log_partition($1::date)", 1, p, err, errlen) != 0)
+            return -1;
+        in->days[in->next] = day;
+        in->next = (in->next + 1) % INGEST_DAYS_CACHED;
+        if (in->ndays < INGEST_DAYS_CACHED)
+            in->ndays++;
+    }
+    return 0;
+}
+
+/* Runs sql with the parameters named and, last, the rows as one jsonb text. */
+static int s_insert(PGconn *db, const char *sql, const char **p, int np, const json_t *rows,
+                    char *err, size_t errlen)
+{
+    char *txt;
+    int rc;
+
+    if (json_array_size(rows) == 0)
+        return 0;
+    txt = json_dumps(rows, JSON_COMPACT);
+    p[np] = txt;
+    rc = db_exec(db, sql, np + 1, p, err, errlen);
+    free(txt);
+    return rc;
+}
+
+int ingest_batch(ingest_t *in, PGconn *db, int64_t child_id, const char *child_name,
+                 const Portcullis__ReportBatch *b, uint64_t *up_to_seq, char *err,
+                 size_t errlen)
+{
+    json_t *tracking = json_array(), *stored = json_array(), *events = json_array();
+    char idtxt[32];
+    uint64_t t0 = now_ms(), first = UINT64_MAX, last = 0;
+    int rc = -1;
+
+    *up_to_seq = 0;
+    if (!s_epoch_ok(b->spool_epoch) || b->n_reports > INGEST_BATCH_MAX) {
+        snprintf(err, errlen, "malformed report batch (epoch \"%.80s\", %zu records)",
+                 b->spool_epoch != NULL ? b->spool_epoch : "", b->n_reports);
+        goto out;
+    }
+    for (size_t i = 0; i < b->n_reports; i++) {
+        const Portcullis__Report *r = b->reports[i];
+        if (r->seq == 0 || r->seq > INT64_MAX)
+            continue;
+        if (r->seq > last)
+            last = r->seq;
+        if (r->seq < first)
+            first = r->seq;
+        switch (r->body_case) {
+        case PORTCULLIS__REPORT__BODY_TRACKING:
+            json_array_append_new(tracking, s_tracking_row(r->seq, r->tracking));
+            break;
+        case PORTCULLIS__REPORT__BODY_STORED:
+            if ((strcmp(r->stored->kind, "quarantine") != 0 &&
+                 strcmp(r->stored->kind, "archive") != 0) || r->stored->file_id[0] == '\0') {
+                log_warn("child %s seq=%" PRIu64 ": stored message with kind \"%.32s\" and file "
+                         "id \"%.64s\" not indexed", child_name, r->seq, r->stored->kind,
+                         r->stored->file_id);
+                break;
+            }
+            json_array_append_new(stored, s_stored_row(r->seq, r->stored));
+            break;
+        case PORTCULLIS__REPORT__BODY_EVENT:
+            json_array_append_new(events, s_event_row(r->seq, r->event));
+            break;
+        default:
+            log_warn("child %s seq=%" PRIu64 ": report of unknown kind; skipped", child_name,
+                     r->seq);
+            break;
+        }
+    }
+    if (last == 0) {
+        rc = 0;
+        goto out;
+    }
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, child_id);
+    if (s_partitions(in, db, tracking, err, errlen) != 0) {
+        in->ndays = in->next = 0;
+        goto out;
+    }
+    if (db_begin(db, err, errlen) != 0)
+        goto out;
+    const char *pt[] = { idtxt, child_name, b->spool_epoch, NULL };
+    const char *pe[] = { idtxt, b->spool_epoch, NULL };
+    if (s_insert(db, s_sql_tracking, pt, 3, tracking, err, errlen) != 0 ||
+        s_insert(db, s_sql_stored, pt, 3, stored, err, errlen) != 0 ||
+        s_insert(db, s_sql_events, pe, 2, events, err, errlen) != 0 ||
+        db_commit(db, err, errlen) != 0) {
+        db_rollback(db);
+        in->ndays = in->next = 0; /* a partition may have been dropped under us */
+        goto out;
+    }
+    *up_to_seq = last;
+    rc = 0;
+    {
+        uint64_t ms = now_ms() - t0;
+        if (ms > INGEST_SLOW_MS)
+            log_info("reports stored child=%s seq=%" PRIu64 "..%" PRIu64 " records=%zu ms=%" PRIu64,
+                     child_name, first, last, b->n_reports, ms);
+        else
+            log_debug("reports stored child=%s seq=%" PRIu64 "..%" PRIu64 " records=%zu ms=%" PRIu64,
+                      child_name, first, last, b->n_reports, ms);
+    }
+out:
+    json_decref(tracking);
+    json_decref(stored);
+    json_decref(events);
+    return rc;
+}

@@ -1,0 +1,361 @@
+/* Unit tests for mime (GMime parse into policy facts): parts, names, types, depth and part
+ * limits at and one past, header limits, malformed input that must neither crash nor hang,
+ * URL extraction, and the message edits of tag_subject/add_header (edit.c). R5.1 */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+
+#include "scan/edit.h"
+#include "scan/mime.h"
+
+static const struct mime_limits s_lim = { .max_depth = 30, .max_parts = 1000,
+                                          .max_decoded_size = 1u << 26, .max_headers = 1000,
+                                          .max_header_length = 65536 };
+
+static struct mime_result *s_parse(const char *m, const struct mime_limits *lim)
+{
+    return mime_parse(m, strlen(m), lim != NULL ? lim : &s_lim);
+}
+
+static const char *s_header(const struct mime_result *r, const char *name)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
+static const char s_multi[] =
+    "From: a@example.org\r\n"
+    "To: b@example.org\r\n"
+    "Subject: =?UTF-8?B?SGVsbG8gd8O2cmxk?=\r\n"
+    "X-Folded: first\r\n second\r\n"
+    "Message-ID: <abc.123@example.org>\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
+    "\r\n"
+    "--XX\r\n"
+    "Content-Type: text/plain; charset=iso-8859-1\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "Caf=E9 see http://example.com/a?b=1, and www.example.net.\r\n"
+    "--XX\r\n"
+    "Content-Type: text/html\r\n"
+    "\r\n"
+    "<a href=\"https://evil.example/x\">click</a>\r\n"
+    "--XX\r\n"
+    "Content-Type: application/octet-stream; name=\"setup.exe\"\r\n"
+    "Content-Disposition: attachment; filename=\"setup.exe\"\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n"
+    "--XX--\r\n";
+
+static void test_parts_and_headers(void **state)
+{
+    struct mime_result *r = s_parse(s_multi, NULL);
+    struct policy_facts f = { 0 };
+
+    (void)state;
+    assert_int_equal(r->exceptions, 0);
+    assert_string_equal(r->subject, "Hello w\xc3\xb6rld");
+    assert_string_equal(r->message_id, "abc.123@example.org");
+    assert_string_equal(s_header(r, "Subject"), "Hello w\xc3\xb6rld");
+    assert_non_null(strstr(s_header(r, "X-Folded"), "first"));
+    assert_null(strchr(s_header(r, "X-Folded"), '\n')); /* unfolded */
+    assert_int_equal(r->nparts, 3);
+    assert_string_equal(r->parts[0].declared_type, "text/plain");
+    assert_int_equal(r->parts[0].depth, 1);
+    assert_string_equal(r->parts[2].filename, "setup.exe");
+    assert_string_equal(r->parts[2].declared_type, "application/octet-stream");
+    assert_string_equal(r->parts[2].detected_type, "application/x-dosexec");
+    assert_int_equal(r->parts[2].size, 57);
+    assert_int_equal(r->ntexts, 2);
+    assert_non_null(strstr(r->texts[0], "Caf\xc3\xa9")); /* charset converted */
+    assert_int_equal(r->nurls, 3);
+    assert_string_equal(r->urls[0], "http://example.com/a?b=1");
+    assert_string_equal(r->urls[1], "www.example.net");
+    assert_string_equal(r->urls[2], "https://evil.example/x");
+    mime_facts_fill(r, &f);
+    assert_int_equal(f.nparts, 3);
+    assert_string_equal(f.parts[2].filename, "setup.exe");
+    assert_int_equal(f.ntexts, 2);
+    mime_result_free(&r);
+    assert_null(r);
+}
+
+/* A message nested `levels` multiparts deep; its leaf is at depth `levels`. */
+static char *s_nested(unsigned levels)
+{
+    size_t cap = 256 + levels * 200;
+    char *m = malloc(cap);
+    size_t n = (size_t)snprintf(m, cap, "Subject: deep\r\nMIME-Version: 1.0\r\n");
+
+    for (unsigned i = 0; i < levels; i++)
+        n += (size_t)snprintf(m + n, cap - n,
+                              "Content-Type: multipart/mixed; boundary=\"b%u\"\r\n\r\n--b%u\r\n",
+                              i, i);
+    n += (size_t)snprintf(m + n, cap - n, "Content-Type: text/plain\r\n\r\nleaf\r\n");
+    for (unsigned i = levels; i-- > 0;)
+        n += (size_t)snprintf(m + n, cap - n, "--b%u--\r\n", i);
+    return m;
+}
+
+static void test_depth_limit(void **state)
+{
+    struct mime_limits lim = s_lim;
+    struct mime_result *r;
+    char *m;
+
+    (void)state;
+    lim.max_depth = 5;
+    m = s_nested(5); /* at the limit */
+    r = s_parse(m, &lim);
+    assert_int_equal(r->exceptions, 0);
+    assert_int_equal(r->nparts, 1);
+    assert_int_equal(r->parts[0].depth, 5);
+    mime_result_free(&r);
+    free(m);
+    m = s_nested(6); /* one past */
+    r = s_parse(m, &lim);
+    assert_int_equal(r->exceptions, POLICY_EXC_MIME_DEPTH);
+    assert_int_equal(r->nparts, 0);
+    mime_result_free(&r);
+    free(m);
+}
+
+static void test_hostile_nesting(void **state)
+{
+    struct mime_result *r;
+    char *m;
+
+    (void)state;
+    m = s_nested(1000); /* deeper than anyone's limit: never a crash */
+    r = s_parse(m, NULL);
+    assert_true(r->exceptions & (POLICY_EXC_MIME_DEPTH | POLICY_EXC_MIME_PARTS));
+    assert_string_equal(r->subject, "deep");
+    mime_result_free(&r);
+    free(m);
+    m = s_nested(5000); /* past the container count: headers only */
+    r = s_parse(m, NULL);
+    assert_int_equal(r->exceptions, POLICY_EXC_MIME_PARTS);
+    assert_string_equal(r->subject, "deep");
+    assert_int_equal(r->nparts, 0);
+    mime_result_free(&r);
+    free(m);
+}
+
+static void test_parts_limit(void **state)
+{
+    struct mime_limits lim = s_lim;
+    struct mime_result *r;
+    char m[4096];
+    size_t n = (size_t)snprintf(m, sizeof m, "Content-Type: multipart/mixed; boundary=q\r\n\r\n");
+
+    (void)state;
+    for (int i = 0; i < 4; i++)
+        n += (size_t)snprintf(m + n, sizeof m - n, "--q\r\nContent-Type: text/plain\r\n\r\n%d\r\n", i);
+    snprintf(m + n, sizeof m - n, "--q--\r\n");
+    lim.max_parts = 5; /* the multipart and its 4 parts: at the limit */
+    r = s_parse(m, &lim);
+    assert_int_equal(r->exceptions, 0);
+    assert_int_equal(r->nparts, 4);
+    mime_result_free(&r);
+    lim.max_parts = 4; /* one past */
+    r = s_parse(m, &lim);
+    assert_int_equal(r->exceptions, POLICY_EXC_MIME_PARTS);
+    assert_int_equal(r->nparts, 3);
+    mime_result_free(&r);
+}
+
+static void test_header_limits(void **state)
+{
+    struct mime_limits lim = s_lim;
+    struct mime_result *r;
+    char m[8192];
+    size_t n = 0;
+
+    (void)state;
+    for (int i = 0; i < 10; i++)
+        n += (size_t)snprintf(m + n, sizeof m - n, "X-H%d: v\r\n", i);
+    snprintf(m + n, sizeof m - n, "\r\nbody\r\n");
+    lim.max_headers = 10;
+    r = s_parse(m, &lim);
+    assert_int_equal(r->exceptions, 0);
+    assert_int_equal(r->nheaders, 10);
+    mime_result_free(&r);
+    lim.max_headers = 9;
+    r = s_parse(m, &lim);
+    assert_int_equal(r->exceptions, POLICY_EXC_MIME_HEADERS);
+    assert_int_equal(r->nheaders, 9);
+    mime_result_free(&r);
+
+    /* "X-Long: " + 1000 bytes = 1008 bytes of field */
+    n = (size_t)snprintf(m, sizeof m, "X-Long: ");
+    memset(m + n, 'a', 1000);
+    n += 1000;
+    snprintf(m + n, sizeof m - n, "\r\n\r\nbody\r\n");
+    lim = s_lim;
+    lim.max_header_length = 1008;
+    r = s_parse(m, &lim);
+    assert_int_equal(r->exceptions, 0);
+    mime_result_free(&r);
+    lim.max_header_length = 1007;
+    r = s_parse(m, &lim);
+    assert_int_equal(r->exceptions, POLICY_EXC_MIME_HEADER_LENGTH);
+    mime_result_free(&r);
+}
+
+static void test_malformed(void **state)
+{
+    static const char *const cases[] = {
+        /* boundary declared, never used */
+        "Content-Type: multipart/mixed; boundary=zz\r\n\r\nno parts here\r\n",
+        /* no boundary parameter */
+        "Content-Type: multipart/mixed\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n",
+        /* broken base64 and QP */
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Transfer-Encoding: "
+        "base64\r\n\r\n!!!!====****\r\n--b\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "=ZZ=\r\n=\r\n--b--\r\n",
+        /* mis-declared charset and 8-bit junk */
+        "Content-Type: text/plain; charset=no-such-charset\r\n\r\n\xff\xfe\x80junk\r\n",
+        "Subject: \xff\xfe\x01\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\xc3\x28\xa0\xa1\r\n",
+        /* headers only, no body, no blank line */
+        "Subject: x",
+        "",
+        "\r\n\r\n\r\n",
+        ":\r\n: :\r\n\r\n",
+    };
+    struct mime_result *r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        r = s_parse(cases[i], NULL);
+        assert_non_null(r);
+        for (size_t k = 0; k < r->ntexts; k++)
+            assert_int_equal(strlen(r->texts[k]), r->text_lens[k]);
+        mime_result_free(&r);
+    }
+    /* NUL bytes inside a text part */
+    {
+        static const char nul[] = "Content-Type: text/plain\r\n\r\nab\0cd http://x.example/\r\n";
+        r = mime_parse(nul, sizeof nul - 1, &s_lim);
+        assert_int_equal(r->ntexts, 1);
+        assert_non_null(strstr(r->texts[0], "cd"));
+        assert_int_equal(r->nurls, 1);
+        mime_result_free(&r);
+    }
+}
+
+static void test_long_header_line(void **state)
+{
+    size_t big = 1u << 20;
+    char *m = malloc(big + 64);
+    struct mime_result *r;
+    size_t n = (size_t)snprintf(m, 64, "Subject: ");
+
+    (void)state;
+    memset(m + n, 'x', big);
+    n += big;
+    memcpy(m + n, "\r\n\r\nbody\r\n", 11);
+    r = s_parse(m, NULL);
+    assert_int_equal(r->exceptions, POLICY_EXC_MIME_HEADER_LENGTH);
+    assert_true(strlen(s_header(r, "Subject")) <= s_lim.max_header_length);
+    mime_result_free(&r);
+    free(m);
+}
+
+static void test_decoded_size(void **state)
+{
+    struct mime_limits lim = s_lim;
+    struct mime_result *r;
+    char m[8192];
+    size_t n = (size_t)snprintf(m, sizeof m, "Content-Type: text/plain\r\n\r\n");
+
+    (void)state;
+    memset(m + n, 'y', 2000);
+    snprintf(m + n + 2000, sizeof m - n - 2000, "\r\n");
+    lim.max_decoded_size = 2002; /* body: 2000 bytes + CRLF */
+    r = s_parse(m, &lim);
+    assert_int_equal(r->exceptions, 0);
+    mime_result_free(&r);
+    lim.max_decoded_size = 2001;
+    r = s_parse(m, &lim);
+    assert_int_equal(r->exceptions, POLICY_EXC_MIME_SIZE);
+    mime_result_free(&r);
+}
+
+static void test_detect_type(void **state)
+{
+    (void)state;
+    assert_string_equal(mime_detect_type((const unsigned char *)"\x7f" "ELF\2\1", 6),
+                        "application/x-executable");
+    assert_string_equal(mime_detect_type((const unsigned char *)"%PDF-1.7", 8), "application/pdf");
+    assert_string_equal(mime_detect_type((const unsigned char *)"\x1f\x8b\x08", 3),
+                        "application/gzip");
+    assert_string_equal(mime_detect_type((const unsigned char *)"PK\x03\x04....word/doc", 16),
+                        "application/vnd.openxmlformats-officedocument");
+    assert_string_equal(mime_detect_type((const unsigned char *)"PK\x03\x04....abc", 11),
+                        "application/zip");
+    assert_null(mime_detect_type((const unsigned char *)"hello", 5));
+    assert_null(mime_detect_type((const unsigned char *)"M", 1));
+}
+
+static char *s_edit(const char *m, const struct policy_decision *d)
+{
+    struct evbuffer *b = edit_message(m, strlen(m), d);
+    size_t n;
+    char *out;
+
+    if (b == NULL)
+        return NULL;
+    n = evbuffer_get_length(b);
+    out = calloc(1, n + 1);
+    evbuffer_remove(b, out, n);
+    evbuffer_free(b);
+    return out;
+}
+
+static void test_edit(void **state)
+{
+    static struct policy_decision d;
+    char *out;
+
+    (void)state;
+    memset(&d, 0, sizeof d);
+    assert_null(s_edit("Subject: hi\r\n\r\nbody\r\n", &d));
+    strcpy(d.subject_tag, "[SPAM]");
+    out = s_edit("From: a\r\nsubject:  hi\r\n\r\nSubject: not a header\r\n", &d);
+    assert_string_equal(out, "From: a\r\nSubject: [SPAM] hi\r\n\r\nSubject: not a header\r\n");
+    free(out);
+    out = s_edit("From: a\r\n\r\nbody\r\n", &d); /* no Subject: one is added */
+    assert_string_equal(out, "Subject: [SPAM]\r\nFrom: a\r\n\r\nbody\r\n");
+    free(out);
+    d.subject_tag[0] = '\0';
+    d.nadd_headers = 1;
+    strcpy(d.add_headers[0], "X-Scanned: yes\r\nBcc: evil"); /* no header injection */
+    out = s_edit("Subject: hi\r\n\r\nbody\r\n", &d);
+    assert_string_equal(out, "X-Scanned: yes  Bcc: evil\r\nSubject: hi\r\n\r\nbody\r\n");
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parts_and_headers), cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_hostile_nesting),   cmocka_unit_test(test_parts_limit),
+        cmocka_unit_test(test_header_limits),     cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_long_header_line),  cmocka_unit_test(test_decoded_size),
+        cmocka_unit_test(test_detect_type),       cmocka_unit_test(test_edit),
+    };
+
+    mime_init();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
