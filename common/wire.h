@@ -14,6 +14,8 @@ typedef Portcullis__Envelope envelope_t;
 #define WIRE_MSG_MAX (4u * 1024 * 1024) /* bytes: ZMQ_MAXMSGSIZE and unpack limit */
 #define WIRE_SETTINGS_MAX 4096          /* settings in one snapshot */
 #define WIRE_PATTERNS_MAX 64            /* pattern versions in Hello/Health */
+#define WIRE_RULES_MAX 1000             /* policy rules in one snapshot (POLICY_RULES_MAX) */
+#define WIRE_AREAS_MAX 1000             /* areas in one snapshot */
 #define WIRE_TEXT_MAX 4096              /* any string field */
 
 /* NULL if too large, undecodable, or any count/length over its limit (logged at debug). */

@@ -327,7 +327,13 @@ static void s_send_health(struct manager *m)
 
     h.state = "up";
     h.scan_service = (char *)scan_proc_state(&m->scan);
-    h.scan_method = "none"; /* no scan engine yet: the relay only */
+    /* R2.1: conventional = the local ClamAV engine is loaded and in use; smart scan comes with
+     * the smart-protection service. "none": scanning off, or no signatures loaded yet. */
+    h.scan_method = settings_bool(m->settings, SETTING_AV_ENABLED) && m->scan.stats != NULL &&
+                            m->scan.stats->signature_version != NULL &&
+                            strstr(m->scan.stats->signature_version, "sigs=") != NULL
+                        ? "conventional"
+                        : "none";
     h.config_version = settings_version(m->settings);
     h.stats = m->scan.stats;
     h.messages_per_minute = s_per_minute(m);

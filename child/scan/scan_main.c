@@ -44,9 +44,9 @@ struct scan {
     bool stopping;
 };
 
-/* The policy of a snapshot. A configuration without areas has never carried a policy (the
- * parent always has its default areas), so the built-in default applies: viruses and scan
- * exceptions are quarantined (R5.1) — never delivered unseen. */
+/* The policy of a snapshot. Before the parent ever sent one (no snapshot, version 0) the
+ * built-in default applies: viruses and scan exceptions are quarantined (R5.1) — never
+ * delivered unseen. Once the parent has spoken, its rules are authoritative, even empty ones. */
 static policy_t *s_compile_policy(const Portcullis__ConfigSnapshot *snap, char *err, size_t n)
 {
     Portcullis__Condition c[2] = { PORTCULLIS__CONDITION__INIT, PORTCULLIS__CONDITION__INIT };
@@ -60,7 +60,7 @@ static policy_t *s_compile_policy(const Portcullis__ConfigSnapshot *snap, char *
     static const char *const names[2] = { "Virus found (built-in)", "Scan exception (built-in)" };
     static const char *const kinds[2] = { "virus_found", "scan_exception" };
 
-    if (snap != NULL && snap->n_areas > 0)
+    if (snap != NULL && snap->version > 0)
         return policy_compile(snap->rules, snap->n_rules, snap->areas, snap->n_areas, err, n);
     for (int i = 0; i < 2; i++) {
         c[i].kind = (char *)kinds[i];

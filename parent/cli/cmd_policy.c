@@ -21,11 +21,11 @@ void cmd_policy_usage(FILE *f)
         "             [--match all|any] [--disabled] (--if KIND[=VALUE] | --if-not KIND[=VALUE])…\n"
         "             --then ACTION[=ARG]…      add a rule (e.g. --if attachment_extension=exe\n"
         "                                       --then quarantine=\"Default quarantine\")\n"
-        "  policy remove|enable|disable NAME    \n"
-        "  policy move NAME POSITION            \n"
+        "  policy remove|enable|disable NAME    remove, switch on or off a rule\n"
+        "  policy move NAME POSITION            give a rule another place in the order\n"
         "  area list [--json]                   quarantine and archive areas\n"
-        "  area add NAME --kind quarantine|archive [--retention-days N]\n"
-        "  area set NAME --retention-days N     \n"
+        "  area add NAME --kind quarantine|archive [--retention-days N]   (default 15 days)\n"
+        "  area set NAME --retention-days N     keep messages N days (1 to 60)\n"
         "  area remove NAME                     (refused while a rule uses it)\n");
 }
 
