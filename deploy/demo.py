@@ -19,6 +19,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import harness  # noqa: E402
+import scanning  # noqa: E402
+import signatures  # noqa: E402
 
 RUN_DIR = "/tmp/portcullis-demo"
 SENDER = "demo@origin.test"
@@ -50,6 +52,24 @@ def relay_sample_mail(cluster, per_child):
           f"{time.monotonic() - t0:.1f}s: bodies intact, none lost or duplicated, "
           f"upstream queue empty")
     return summary
+
+
+def quarantine_sample_viruses(cluster):
+    """One message per child with the EICAR test file attached: the default policy (R5.1)
+    quarantines it on the child, and the index reaches the parent."""
+    up = cluster.upstream
+    items = []
+    for name in cluster.children:
+        tok = harness.new_token(f"demo-eicar-{name}")
+        msg = scanning.attachment_message(tok, f"victim@{name}.test",
+                                          [("eicar.com", signatures.EICAR)], sender=SENDER)
+        items.append((msg, SENDER, [f"victim@{name}.test"]))
+    up.send_many(items)
+    print(f"sent {len(items)} messages carrying the EICAR test file")
+    harness.wait_until(lambda: len(scanning.quarantine_list(cluster)) >= len(items), 60,
+                       "the EICAR messages in `portcullis quarantine list`")
+    up.wait_queue_empty(60)
+    print(f"quarantined {len(items)} of {len(items)} on their children; indexed on the parent")
 
 
 def main():
@@ -84,9 +104,13 @@ def main():
                 for c in cluster.status()["children"]), 15, "health reports with message counts")
         except harness.HarnessError:
             print("(health reports with this minute's counts not in yet)")
+        quarantine_sample_viruses(cluster)
         print()
         print("$ portcullis status")
         print(cluster.cli_ok("status").rstrip())
+        print()
+        print("$ portcullis quarantine list")
+        print(cluster.cli_ok("quarantine", "list").rstrip())
         print()
         print(f"delivered count: {cluster.downstream.delivered_count()}")
         rc = 0

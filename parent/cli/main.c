@@ -82,8 +82,8 @@ static int cmd_status(struct cli *c)
         return 0;
     }
     printf("configuration version %lld\n\n", (long long)json_integer_value(json_object_get(st, "config_version")));
-    printf("%-20s %-8s %-16s %-24s %-10s %-8s %s\n", "CHILD", "STATE", "ADDRESS",
-           "LAST HEARTBEAT", "CONFIG", "SCAN", "MSGS/MIN");
+    printf("%-20s %-8s %-16s %-24s %-10s %-8s %-12s %s\n", "CHILD", "STATE", "ADDRESS",
+           "LAST HEARTBEAT", "CONFIG", "SCAN", "METHOD", "MSGS/MIN");
     json_array_foreach(json_object_get(st, "children"), i, ch) {
         const json_t *h = json_object_get(ch, "health");
         const json_t *cv = json_object_get(ch, "config_version");
@@ -94,9 +94,10 @@ static int cmd_status(struct cli *c)
         if (json_is_object(h))
             snprintf(mpm, sizeof mpm, "%lld",
                      (long long)json_integer_value(json_object_get(h, "messages_per_minute")));
-        printf("%-20s %-8s %-16s %-24s %-10s %-8s %s\n", s_str(ch, "name"), s_str(ch, "state"),
-               s_str(ch, "address"), s_str(ch, "last_heartbeat"), ver,
-               json_is_object(h) ? s_str(h, "scan_service") : "-", mpm);
+        printf("%-20s %-8s %-16s %-24s %-10s %-8s %-12s %s\n", s_str(ch, "name"),
+               s_str(ch, "state"), s_str(ch, "address"), s_str(ch, "last_heartbeat"), ver,
+               json_is_object(h) ? s_str(h, "scan_service") : "-",
+               json_is_object(h) ? s_str(h, "scan_method") : "-", mpm);
         if (json_is_string(json_object_get(ch, "config_error")))
             printf("  ! configuration refused: %s\n", s_str(ch, "config_error"));
     }
