@@ -401,6 +401,14 @@ static json_t *s_health_json(const Portcullis__Health *h)
         json_object_set_new(st, "inflight", json_integer(s->inflight));
         json_object_set_new(st, "sessions", json_integer(s->sessions));
         json_object_set_new(st, "bytes_relayed", json_integer((json_int_t)s->bytes_relayed));
+        json_object_set_new(st, "messages_quarantined",
+                            json_integer((json_int_t)s->messages_quarantined));
+        json_object_set_new(st, "messages_deleted", json_integer((json_int_t)s->messages_deleted));
+        json_object_set_new(st, "viruses_found", json_integer((json_int_t)s->viruses_found));
+        json_object_set_new(st, "scan_exceptions", json_integer((json_int_t)s->scan_exceptions));
+        json_object_set_new(st, "engine_swaps", json_integer((json_int_t)s->engine_swaps));
+        json_object_set_new(st, "signature_version",
+                            json_string(s->signature_version != NULL ? s->signature_version : ""));
         json_object_set_new(o, "stats", st);
     }
     return o;

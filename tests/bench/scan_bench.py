@@ -18,6 +18,7 @@ Prints a Markdown table for docs/BENCHMARKS.md. Never fails on a number.
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -157,6 +158,8 @@ def main():
         for p in procs:
             p.stop()
         pg.stop()
+    if not os.environ.get("PORTCULLIS_KEEP"):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
