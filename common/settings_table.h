@@ -23,6 +23,28 @@
       "time allowed for each downstream MTA reply (connect included)")                          \
     X(SMART_SCAN_QUERY_TIMEOUT_MS, "smart_scan", "query_timeout_ms", INT, "1500", 1, 60000, "ms", \
       "smart-protection look-up timeout (R2.6)")                                                 \
+    X(SMART_SCAN_ENABLED, "smart_scan", "enabled", BOOL, "false", 0, 0, "",                    \
+      "scan method: true = smart scan (hash look-ups), false = conventional (R2.1)")            \
+    X(SMART_SCAN_URL, "smart_scan", "url", STRING, "", 0, 2048, "characters",                 \
+      "smart-protection look-up service, e.g. http://parent:7712/v1/lookup")                    \
+    X(SMART_SCAN_SWITCH_TO_CONVENTIONAL, "smart_scan", "switch_to_conventional", BOOL, "true",   \
+      0, 0, "", "switch to conventional scan when the server cannot be reached (R2.3)")         \
+    X(SMART_SCAN_FAILURE_THRESHOLD, "smart_scan", "failure_threshold", INT, "10", 1, 10000,     \
+      "failures", "look-up failures within the window that trigger the switch (R2.3)")          \
+    X(SMART_SCAN_FAILURE_WINDOW_S, "smart_scan", "failure_window_s", INT, "180", 1, 86400,      \
+      "seconds", "window for counting look-up failures (R2.3)")                                 \
+    X(SMART_SCAN_AUTO_RETURN, "smart_scan", "auto_return", BOOL, "false", 0, 0, "",             \
+      "return to smart scan by itself once the server answers again (R2.4)")                    \
+    X(SMART_SCAN_AUTO_RETURN_AFTER_S, "smart_scan", "auto_return_after", INT, "600", 1, 604800, \
+      "seconds", "how long the server must answer before the automatic return (R2.4)")         \
+    X(ERS_ENABLED, "ers", "enabled", BOOL, "false", 0, 0, "",                                   \
+      "email reputation: DNS block-list look-ups of the client address (R3.1)")               \
+    X(ERS_ZONES, "ers", "zones", STRING, "", 0, 4096, "characters",                           \
+      "block-list zones and the meaning of their answers (format in docs/ARCHITECTURE.md)")     \
+    X(ERS_TIMEOUT_MS, "ers", "timeout_ms", INT, "2000", 1, 60000, "ms",                         \
+      "DNS look-up timeout; on timeout the client counts as not listed (R3.1)")                 \
+    X(ERS_CHECK_INTERVAL_S, "ers", "check_interval_s", INT, "60", 1, 3600, "seconds",           \
+      "how often DNS reachability is checked (R3.1)")                                           \
     X(QUARANTINE_NOTIFY_THRESHOLD, "quarantine", "quarantine_notify_threshold", INT, "90", 0,    \
       100, "percent", "notify the administrator above this share of the quarantine quota; 0 disables (R5.11)") \
     X(ARCHIVE_NOTIFY_THRESHOLD, "archive", "archive_notify_threshold", INT, "90", 0, 100,        \
