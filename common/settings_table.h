@@ -73,6 +73,16 @@
       "time ClamAV may spend on one message; longer is a scan exception (av_timeout)")         \
     X(SCAN_THREADS, "scan", "threads", INT, "0", 0, 256, "threads",                             \
       "scan threads per child; 0 = one per core")                                               \
+    X(MTA_QUEUE_RUN_DELAY, "mta", "queue_run_delay", INT, "900", 1, 86400, "seconds",          \
+      "upstream Postfix: how often the queue manager scans the deferred queue (R4.1)")          \
+    X(MTA_MINIMAL_BACKOFF_TIME, "mta", "minimal_backoff_time", INT, "900", 1, 604800, "seconds", \
+      "upstream Postfix: first retry interval; at least queue_run_delay (R4.1, R4.2)")          \
+    X(MTA_MAXIMAL_BACKOFF_TIME, "mta", "maximal_backoff_time", INT, "3600", 1, 604800, "seconds", \
+      "upstream Postfix: largest retry interval (R4.1)")                                        \
+    X(MTA_MAXIMAL_QUEUE_LIFETIME, "mta", "maximal_queue_lifetime", INT, "86400", 1, 8640000,    \
+      "seconds", "upstream Postfix: how long a message is retried before it bounces (R4.1)")    \
+    X(MTA_BOUNCE_QUEUE_LIFETIME, "mta", "bounce_queue_lifetime", INT, "0", 0, 8640000,          \
+      "seconds", "upstream Postfix: lifetime of bounces (null sender); 0 = not retried (R4.1)") \
     X(CLUSTER_HEALTH_INTERVAL_S, "cluster", "health_interval_s", INT, "10", 1, 3600, "seconds",  \
       "how often each child reports health (R7.2)")
 

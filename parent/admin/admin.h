@@ -26,6 +26,9 @@ int admin_settings_set(PGconn *c, const char *key, const char *value, uint64_t *
 /* Every setting (or the one named by key) with value, default, range, unit, description. */
 json_t *admin_settings_describe(PGconn *c, const char *key, char *err, size_t errlen);
 int admin_config_version(PGconn *c, uint64_t *version, char *err, size_t errlen);
+/* The upstream MTA's retry settings (mta.*) of a settings set (R4). */
+struct mta_retry;
+void admin_mta_retry(const settings_t *s, struct mta_retry *r);
 
 /* --- children and enrolment (R7.1) ------------------------------------------------------- */
 /* Makes a one-time token for NAME, valid ADMIN_TOKEN_TTL_HOURS; token gets ADMIN_TOKEN_HEX+1. */

@@ -10,6 +10,7 @@
 
 #include "db/db.h"
 #include "log.h"
+#include "mta_retry.h"
 #include "util.h"
 
 int admin_config_version(PGconn *c, uint64_t *version, char *err, size_t errlen)
@@ -54,6 +55,35 @@ settings_t *admin_settings_effective(PGconn *c, char *err, size_t errlen)
     return s;
 }
 
+/* R4.2: the retry settings are checked together, with the new value in place. */
+static int s_check_mta(PGconn *c, const struct setting_def *d, const char *canon, char *err,
+                       size_t errlen)
+{
+    settings_t *s = admin_settings_effective(c, err, errlen);
+    struct mta_retry r;
+    int rc;
+
+    if (s == NULL)
+        return -1;
+    if (settings_set(s, d->section, d->name, canon, err, errlen) != 0) {
+        settings_free(&s);
+        return -1;
+    }
+    admin_mta_retry(s, &r);
+    rc = mta_retry_check(&r, err, errlen);
+    settings_free(&s);
+    return rc;
+}
+
+void admin_mta_retry(const settings_t *s, struct mta_retry *r)
+{
+    r->queue_run_delay = settings_int(s, SETTING_MTA_QUEUE_RUN_DELAY);
+    r->minimal_backoff_time = settings_int(s, SETTING_MTA_MINIMAL_BACKOFF_TIME);
+    r->maximal_backoff_time = settings_int(s, SETTING_MTA_MAXIMAL_BACKOFF_TIME);
+    r->maximal_queue_lifetime = settings_int(s, SETTING_MTA_MAXIMAL_QUEUE_LIFETIME);
+    r->bounce_queue_lifetime = settings_int(s, SETTING_MTA_BOUNCE_QUEUE_LIFETIME);
+}
+
 int admin_settings_set(PGconn *c, const char *key, const char *value, uint64_t *version,
                        char *err, size_t errlen)
 {
@@ -66,6 +96,8 @@ int admin_settings_set(PGconn *c, const char *key, const char *value, uint64_t *
         return -1;
     }
     if (settings_validate(d, value, canon, sizeof canon, err, errlen) != 0)
+        return -1;
+    if (strcmp(d->section, "mta") == 0 && s_check_mta(c, d, canon, err, errlen) != 0)
         return -1;
     snprintf(reason, sizeof reason, "settings set %s.%s=%s", d->section, d->name, canon);
     {
