@@ -24,6 +24,7 @@ static int s_scan(int argc, char **argv)
         { "signatures", required_argument, NULL, 'S' },
         { "quarantine-dir", required_argument, NULL, 'Q' },
         { "archive-dir", required_argument, NULL, 'A' },
+        { "dns-server", required_argument, NULL, 'D' },
         { NULL, 0, NULL, 0 },
     };
     struct scan_options o = { .listen = "127.0.0.1:10025", .downstream = "127.0.0.1:10026",
@@ -47,6 +48,7 @@ static int s_scan(int argc, char **argv)
         case 'S': o.signature_dir = optarg; break;
         case 'Q': o.quarantine_dir = optarg; break;
         case 'A': o.archive_dir = optarg; break;
+        case 'D': o.dns_server = optarg; break;
         case 'v':
             if (log_level_parse(optarg, &level) != 0)
                 fatal("--log-level: error, warning, info or debug");
@@ -60,7 +62,8 @@ static int s_scan(int argc, char **argv)
         default:
             fprintf(stderr, "usage: portcullis-child scan --listen HOST:PORT --downstream HOST:PORT "
                             "[--config FILE] [--hostname NAME] [--spool DIR] [--signatures DIR] "
-                            "[--quarantine-dir DIR] [--archive-dir DIR] [--control-fd N] "
+                            "[--quarantine-dir DIR] [--archive-dir DIR] [--dns-server IP[:PORT]] "
+                            "[--control-fd N] "
                             "[--log-level L]\n");
             return 2;
         }

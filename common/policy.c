@@ -22,7 +22,9 @@
  * decoded text bodies, POLICY_BODY_SCAN_MAX bytes at most, ^ and $ at line ends);
  * message_size_over (bytes as received > N); sender (regex on the envelope sender, "" for the
  * null sender); recipient (regex, any recipient); scan_exception (comma list of
- * policy_exception_name()s, empty = any exception). Sizes take a K, M or G suffix (x1024).
+ * policy_exception_name()s, empty = any exception); ers_listed (the client address is on an
+ * email-reputation block list with that listing name, case-insensitive; empty = any listing).
+ * Sizes take a K, M or G suffix (x1024).
  *
  * Regexes are PCRE2 with PCRE2_UTF | PCRE2_MATCH_INVALID_UTF (a body that is not valid UTF-8
  * is still searched; invalid bytes match nothing) and PCRE2_CASELESS (mail is matched without
@@ -48,6 +50,7 @@
 #define POLICY_DOMAIN_LEN_MAX 253      /* bytes of a domain name (RFC 1035) */
 #define POLICY_HEADER_NAME_MAX 76      /* bytes of a header field name */
 #define POLICY_EXTS_MAX 256            /* extensions in one attachment_extension list */
+#define POLICY_LISTING_MAX 63          /* bytes of an ers_listed listing name */
 #define POLICY_RETENTION_MIN 1         /* days an area keeps messages (R5.2) */
 #define POLICY_RETENTION_MAX 60
 #define POLICY_MATCH_LIMIT 1000000u    /* PCRE2 backtracking steps per match (PCRE2: 10M) */
@@ -57,7 +60,7 @@
 const char *const policy_cond_names[C__COUNT] = {
     "virus_found", "attachment_name", "attachment_extension", "attachment_type",
     "attachment_size_over", "header_regex", "body_regex", "message_size_over", "sender",
-    "recipient", "scan_exception",
+    "recipient", "scan_exception", "ers_listed",
 };
 
 static const char *const s_act_names[A__COUNT] = {
@@ -270,6 +273,25 @@ static int s_cond_exceptions(struct where *w, struct cond *c, const char *value)
     return rc;
 }
 
+/* ers_listed: a listing name as ers.zones gives them (letters, digits, '_', '-'), or empty. */
+static int s_cond_ers(struct where *w, struct cond *c, const char *value)
+{
+    size_t n = strlen(value);
+
+    if (n == 0)
+        return 0; /* any listing */
+    for (const char *p = value; *p != '\0'; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+            n = POLICY_LISTING_MAX + 1;
+    if (n > POLICY_LISTING_MAX) {
+        s_fail(w, "\"%.64s\" is not a listing name: up to %d letters, digits, '_' or '-' (as "
+                  "in ers.zones), or nothing for any listing", value, POLICY_LISTING_MAX);
+        return -1;
+    }
+    c->text = xstrdup(value);
+    return 0;
+}
+
 static int s_cond_header(struct where *w, struct cond *c, const char *value)
 {
     const char *colon = strchr(value, ':'), *re;
@@ -308,7 +330,7 @@ static int s_cond_compile(struct where *w, struct cond *c, const Portcullis__Con
     if (k == C__COUNT) {
         s_fail(w, "unknown condition; use one of virus_found, attachment_name, "
                   "attachment_extension, attachment_type, attachment_size_over, header_regex, "
-                  "body_regex, message_size_over, sender, recipient, scan_exception");
+                  "body_regex, message_size_over, sender, recipient, scan_exception, ers_listed");
         return -1;
     }
     c->kind = (enum cond_kind)k;
@@ -317,7 +339,7 @@ static int s_cond_compile(struct where *w, struct cond *c, const Portcullis__Con
         s_fail(w, "value must be at most %d bytes without control characters", POLICY_VALUE_MAX);
         return -1;
     }
-    if (*value == '\0' && c->kind != C_VIRUS && c->kind != C_EXCEPTION) {
+    if (*value == '\0' && c->kind != C_VIRUS && c->kind != C_EXCEPTION && c->kind != C_ERS) {
         s_fail(w, "needs a value");
         return -1;
     }
@@ -326,6 +348,8 @@ static int s_cond_compile(struct where *w, struct cond *c, const Portcullis__Con
     case C_ATT_TYPE:
         c->text = *value ? xstrdup(value) : NULL;
         return 0;
+    case C_ERS:
+        return s_cond_ers(w, c, value);
     case C_ATT_NAME:
     case C_SENDER:
     case C_RCPT:

@@ -64,6 +64,9 @@ struct policy_facts {
     size_t ntexts;
     const char *virus;                  /* name of the first virus found; NULL if none */
     unsigned exceptions;                /* POLICY_EXC_* bits */
+    const char *const *ers_listings;    /* email reputation: listing names the client address
+                                         * has (e.g. "spam"); none when not listed or skipped */
+    size_t ners_listings;
 };
 
 enum policy_fate { POLICY_DELIVER, POLICY_DELETE, POLICY_QUARANTINE };

@@ -171,6 +171,11 @@ static bool s_cond_true(struct eval *e, const struct cond *c)
         return false;
     case C_EXCEPTION:
         return c->exc == 0 ? f->exceptions != 0 : (f->exceptions & c->exc) != 0;
+    case C_ERS:
+        for (size_t i = 0; i < f->ners_listings; i++)
+            if (c->text == NULL || strcasecmp(c->text, s_str(f->ers_listings[i])) == 0)
+                return true;
+        return false;
     case C__COUNT:
         break;
     }

@@ -8,7 +8,25 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ers_zones.h"
 #include "util.h"
+
+/* Strings with a format of their own: checked after the length. 0 ok, -1 with err filled. */
+typedef int setting_check_fn(const char *value, char *err, size_t errlen);
+
+static int s_check_ers_zones(const char *value, char *err, size_t errlen)
+{
+    char why[256];
+
+    if (ers_zones_parse(value, NULL, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, errlen, "%s; the format is %s", why, ERS_ZONES_FORMAT);
+    return -1;
+}
+
+static setting_check_fn *const s_checks[SETTING__COUNT] = {
+    [SETTING_ERS_ZONES] = s_check_ers_zones,
+};
 
 static const struct setting_def s_defs[SETTING__COUNT] = {
 #define X(ident, sec, nm, ty, def, mn, mx, un, desc)                                            \
@@ -112,6 +130,14 @@ int settings_validate(const struct setting_def *d, const char *value, char *cano
                      "%s.%s: a text of %" PRId64 " to %" PRId64 " characters is required (got %zu)",
                      d->section, d->name, d->min, d->max, len);
             return -1;
+        }
+        if (s_checks[d->id] != NULL) {
+            char why[768];
+            if (s_checks[d->id](value, why, sizeof why) != 0) {
+                snprintf(err, errlen, "%s.%s: '%.64s' is not valid: %s", d->section, d->name,
+                         value, why);
+                return -1;
+            }
         }
         if (canon)
             snprintf(canon, canonlen, "%s", value);

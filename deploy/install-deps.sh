@@ -22,12 +22,13 @@ packages=(
     protobuf-c-compiler libprotobuf-c-dev
     libzmq3-dev libsodium-dev libevent-dev libpq-dev libjansson-dev libssl-dev
     libcmocka-dev
-    libgmime-3.0-dev libclamav-dev libpcre2-dev
+    libgmime-3.0-dev libclamav-dev libpcre2-dev libcurl4-openssl-dev
     # run: database and MTA
     postgresql postgresql-client postfix
     # tests
     python3 python3-pytest python3-psycopg2 python3-zmq swaks procps iproute2
     clamav clamav-testfiles zip bc
+    unbound  # email reputation tests: a block-list zone on a loopback port
 )
 
 apt-get update

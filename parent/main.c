@@ -12,6 +12,7 @@
 #include "keys.h"
 #include "log.h"
 #include "parent_conf.h"
+#include "sps/sps.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -26,8 +27,47 @@ static void s_on_signal(int sig)
 
 static void s_usage(FILE *f)
 {
-    fprintf(f, "usage: portcullis-parent [-c parent.conf]\n"
-               "  -c FILE   configuration (default $" PARENT_CONF_ENV " or " PARENT_CONF_DEFAULT ")\n");
+    fprintf(f, "usage: portcullis-parent [-c parent.conf] [--sps-only]\n"
+               "  -c FILE     configuration (default $" PARENT_CONF_ENV " or " PARENT_CONF_DEFAULT ")\n"
+               "  --sps-only  serve only smart-protection look-ups on sps_listen (a replica)\n");
+}
+
+static void s_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* --sps-only: the look-up service alone. Migrations are applied when the database answers (under
+ * their advisory lock, so replicas and the parent may start together); when it does not, the
+ * service starts anyway, answers 503 and reconnects. */
+static void s_sps_only(const conf_t *conf)
+{
+    struct sps_options o = { .dsn = conf_get(conf, "db"), .listen = conf_get(conf, "sps_listen") };
+    char err[1024];
+    PGconn *db;
+    sps_t *sps;
+
+    if (*o.listen == '\0')
+        fatal("--sps-only needs sps_listen in parent.conf");
+    db = db_connect(o.dsn, err, sizeof err);
+    if (db == NULL)
+        log_warn("sps starting without the database: %s", err);
+    else if (db_migrate(db) != 0)
+        fatal("database migrations failed; the look-up service does not start on a partial schema");
+    db_close(&db);
+    sps = sps_new(&o, err, sizeof err);
+    if (sps == NULL)
+        fatal("%s", err);
+    s_signals();
+    sps_run(sps, &s_stop);
+    log_info("sps stopping");
+    sps_free(&sps);
 }
 
 int main(int argc, char **argv)
@@ -39,13 +79,19 @@ int main(int argc, char **argv)
     conf_t *conf;
     PGconn *db;
     cluster_t *cluster;
-    int opt;
-    struct sigaction sa;
+    sps_t *sps = NULL;
+    int opt, sps_only = 0;
+    static const struct option longopts[] = {
+        { "sps-only", no_argument, NULL, 'S' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
 
     log_init("portcullis-parent", LOG_LEVEL_INFO);
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
+        case 'S': sps_only = 1; break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -58,6 +104,11 @@ int main(int argc, char **argv)
     if (log_level_parse(conf_get(conf, "log_level"), &level) != 0)
         fatal("%s: log_level must be error, warning, info or debug", path);
     log_set_level(level);
+    if (sps_only) {
+        s_sps_only(conf);
+        conf_free(&conf);
+        return 0;
+    }
 
     if (keys_load_or_create(conf_get(conf, "state_dir"), "parent", &kp, err, sizeof err) != 0)
         fatal("%s", err);
@@ -78,16 +129,19 @@ int main(int argc, char **argv)
     if (cluster == NULL)
         fatal("%s", err);
 
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    s_signals();
+    if (*conf_get(conf, "sps_listen") != '\0') {
+        struct sps_options so = { .dsn = conf_get(conf, "db"), .listen = conf_get(conf, "sps_listen") };
+        sps = sps_new(&so, err, sizeof err);
+        if (sps == NULL || sps_start(sps, err, sizeof err) != 0)
+            fatal("%s", err);
+    }
 
     log_info("parent ready cluster=%s enrol=%s public_key=%s version=%s", copt.cluster_endpoint,
              copt.enrol_endpoint, kp.public_z85, PORTCULLIS_VERSION);
     cluster_run(cluster, &s_stop);
     log_info("parent stopping");
+    sps_free(&sps);
     cluster_free(&cluster);
     sodium_memzero(kp.secret_z85, sizeof kp.secret_z85);
     conf_free(&conf);

@@ -15,6 +15,7 @@ static const struct conf_key parent_conf_keys[] = {
     { "enrol_public_endpoint", "", "enrolment endpoint as children reach it" },
     { "state_dir", "/var/lib/portcullis-parent", "directory of the parent's CURVE keypair" },
     { "log_level", "info", "error, warning, info or debug" },
+    { "sps_listen", "", "HOST:PORT of the smart-protection look-up service (HTTP); empty: off" },
 };
 
 #endif

@@ -50,6 +50,7 @@ static const struct conf_key s_conf_keys[] = {
     { "signature_dir", "/var/lib/portcullis/signatures", "ClamAV signature files (watched: hot reload)" },
     { "quarantine_dir", "", "quarantined message files; empty: state_dir/quarantine" },
     { "archive_dir", "", "archived message files; empty: state_dir/archive" },
+    { "dns_server", "", "DNS server IP[:PORT] for email reputation; empty: /etc/resolv.conf" },
 };
 
 enum link_state { LINK_ENROL, LINK_LINKING, LINK_UP, LINK_BACKOFF };
@@ -249,6 +250,12 @@ static void s_config(struct manager *m, envelope_t *env)
     settings_free(&m->settings);
     m->settings = s;
     log_info("configuration version=%" PRIu64 " stored", snap->version);
+    {
+        /* A shorter health interval takes effect now, not after the old one has run out. */
+        uint64_t next = now_ms() + 1000u * (uint64_t)settings_int(s, SETTING_CLUSTER_HEALTH_INTERVAL_S);
+        if (m->next_health_ms > next)
+            m->next_health_ms = next;
+    }
     /* In force once the scan service says so; a stopped one reads the file when it starts. */
     if (scan_proc_send(&m->scan, env) == 0)
         m->pending_ack = snap->version;
@@ -280,6 +287,14 @@ static void s_scan_message(struct manager *m, envelope_t *env)
         s_ack(m, a->ok ? a->version : a->refused_version, a->ok, a->error);
         break;
     }
+    case PORTCULLIS__ENVELOPE__BODY_SCAN_METHOD_CHANGED:
+        /* R2.3/R2.4: the parent records it (setting, event). Link down: not recorded; the
+         * Health sent once the link is back still shows the method in force. */
+        log_warn("scan method changed to %s: %s", env->scan_method_changed->method,
+                 env->scan_method_changed->reason);
+        if (s_send(m, env) != 0)
+            log_warn("scan method change not sent to the parent (link down)");
+        break;
     default:
         log_warn("scan service sent an unexpected %s; ignored", wire_body_name(env));
         break;
@@ -334,7 +349,16 @@ static void s_send_health(struct manager *m)
                             strstr(m->scan.stats->signature_version, "sigs=") != NULL
                         ? "conventional"
                         : "none";
+    /* The scan service knows the method in force (smart, or switched away from it: R2.3). */
+    if (m->scan.stats != NULL && m->scan.stats->scan_method != NULL &&
+        m->scan.stats->scan_method[0] != '\0')
+        h.scan_method = m->scan.stats->scan_method;
+    if (m->scan.stats != NULL && m->scan.stats->smart_scan_state != NULL &&
+        m->scan.stats->smart_scan_state[0] != '\0')
+        h.smart_scan_state = m->scan.stats->smart_scan_state;
     h.config_version = settings_version(m->settings);
+    h.ers_state = m->scan.stats != NULL && m->scan.stats->ers_state != NULL
+                      ? m->scan.stats->ers_state : "off";
     h.stats = m->scan.stats;
     h.messages_per_minute = s_per_minute(m);
     h.scan_restarts = m->scan.restarts;
@@ -512,6 +536,7 @@ static int s_setup(struct manager *m, const char *path)
         snprintf(m->archive_dir, sizeof m->archive_dir, "%s/archive", state_dir);
     m->scan.quarantine_dir = m->quarantine_dir;
     m->scan.archive_dir = m->archive_dir;
+    m->scan.dns_server = conf_get(m->conf, "dns_server");
     return 0;
 }
 

@@ -63,7 +63,9 @@ int scan_proc_start(struct scan_proc *sp)
                          "--spool", (char *)sp->spool_dir,
                          "--signatures", (char *)sp->signature_dir,
                          "--quarantine-dir", (char *)sp->quarantine_dir,
-                         "--archive-dir", (char *)sp->archive_dir, "--control-fd", "3", NULL };
+                         "--archive-dir", (char *)sp->archive_dir,
+                         "--dns-server", (char *)(sp->dns_server != NULL ? sp->dns_server : ""),
+                         "--control-fd", "3", NULL };
         sigset_t none;
         /* dup2 clears FD_CLOEXEC on the copy, so only the control socket crosses exec. */
         if (dup2(sv[1], SCAN_PROC_CONTROL_FD) < 0)

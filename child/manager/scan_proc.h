@@ -19,6 +19,7 @@ struct scan_proc {
     /* what to run */
     const char *listen, *downstream, *config_path, *hostname, *log_level, *spool_dir;
     const char *signature_dir, *quarantine_dir, *archive_dir;
+    const char *dns_server;   /* "" = /etc/resolv.conf */
     /* state */
     pid_t pid;                /* 0: not running */
     int fd;                   /* control socket, -1 when not running */

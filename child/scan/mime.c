@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <gmime/gmime.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -262,6 +263,8 @@ static void s_leaf(struct walk *w, GMimePart *part, unsigned depth)
         g_object_unref(out);
         return;
     }
+    crypto_hash_sha256(mp->sha256, bytes->data, bytes->len);
+    mp->hashed = true;
     mp->detected_type = mime_detect_type(bytes->data, bytes->len);
     if ((strcmp(mp->declared_type, "text/plain") == 0 ||
          strcmp(mp->declared_type, "text/html") == 0) && mp->filename == NULL) {

@@ -32,6 +32,8 @@ struct mime_part {
     const char *detected_type;  /* static string from the magic table; NULL if unknown */
     uint64_t size;              /* decoded bytes */
     unsigned depth;             /* 0: the message itself */
+    bool hashed;                /* sha256 set: the part was decoded whole */
+    unsigned char sha256[32];   /* SHA-256 of the decoded content (smart scan look-ups, R2.1) */
 };
 
 struct mime_result {

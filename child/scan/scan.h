@@ -12,6 +12,7 @@ struct scan_options {
     const char *signature_dir;  /* ClamAV signature files, watched for changes (R1.4) */
     const char *quarantine_dir; /* quarantine and archive message files (R5.6) */
     const char *archive_dir;
+    const char *dns_server;  /* email reputation resolver "IP[:PORT]"; NULL/"": resolv.conf */
     int control_fd;          /* stream socket to the manager (framed Envelopes); -1: none */
 };
 

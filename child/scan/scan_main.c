@@ -17,10 +17,12 @@
 #include "log.h"
 #include "policy.h"
 #include "scan/av.h"
+#include "scan/ers.h"
 #include "scan/mime.h"
 #include "scan/report.h"
 #include "scan/scanpool.h"
 #include "scan/scan_control.h"
+#include "scan/smartscan.h"
 #include "scan/smtpd.h"
 #include "settings.h"
 #include "util.h"
@@ -36,9 +38,11 @@ struct scan {
     settings_t *settings;
     smtpd_t *smtpd;
     av_t *av;
+    ers_t *ers;
     scanpool_t *pool;
     policy_t *policy;        /* compiled at start, until the pool takes it */
     scan_control_t *control;
+    smartscan_t *smart;
     struct event *sigterm, *sigint, *stats_timer, *grace_timer, *report_timer;
     uint64_t started_ms;
     bool stopping;
@@ -180,6 +184,8 @@ static void s_apply_config(struct scan *sc, const Portcullis__ConfigSnapshot *sn
     sc->settings = ns;
     s_av_limits(ns, &lim);
     av_set_limits(sc->av, &lim);        /* a change builds a new engine beside the old */
+    ers_configure(sc->ers, ns);
+    smartscan_configure(sc->smart, ns);
     log_info("config applied version=%" PRIu64, snap->version);
     s_send_applied(sc, true, 0, NULL);
 }
@@ -194,6 +200,22 @@ static void s_control_message(const envelope_t *env, void *arg)
         av_reload(sc->av, "manager");
     else
         log_debug("control channel: %s ignored", wire_body_name(env));
+}
+
+/* R2.3/R2.4: the parent records it (setting, event, console) through the manager. */
+static void s_method_changed(const char *method, const char *reason, void *arg)
+{
+    struct scan *sc = arg;
+    Portcullis__Envelope env = PORTCULLIS__ENVELOPE__INIT;
+    Portcullis__ScanMethodChanged mc = PORTCULLIS__SCAN_METHOD_CHANGED__INIT;
+
+    mc.method = (char *)method;
+    mc.reason = (char *)reason;
+    mc.at_ms = wall_ms();
+    env.body_case = PORTCULLIS__ENVELOPE__BODY_SCAN_METHOD_CHANGED;
+    env.scan_method_changed = &mc;
+    if (sc->control == NULL || scan_control_send(sc->control, &env) != 0)
+        log_warn("scan method change to %s not reported to the manager", method);
 }
 
 static void s_drained(void *arg)
@@ -269,6 +291,12 @@ static void s_stats_cb(evutil_socket_t fd, short what, void *arg)
     ss.bytes_relayed = st.bytes_relayed;
     ss.started_ms = sc->started_ms;
     ss.config_version = settings_version(sc->settings);
+    ss.ers_state = (char *)ers_state_name(sc->ers);
+    ss.scan_method = smartscan_in_force(sc->smart) ? "smart"
+                     : settings_bool(sc->settings, SETTING_AV_ENABLED) && ai.loaded
+                         ? "conventional"
+                         : "none";
+    ss.smart_scan_state = (char *)smartscan_state(sc->smart);
     env.body_case = PORTCULLIS__ENVELOPE__BODY_SCAN_STATS;
     env.scan_stats = &ss;
     scan_control_send(sc->control, &env);
@@ -286,6 +314,8 @@ static void s_cleanup(struct scan *sc)
 {
     smtpd_free(&sc->smtpd);   /* jobs still scanning are disowned… */
     scanpool_free(&sc->pool); /* …and end here, unacknowledged */
+    ers_free(&sc->ers);       /* after the sessions: they hold its queries */
+    smartscan_free(&sc->smart); /* look-ups in flight end too */
     av_free(&sc->av);
     policy_free(&sc->policy);
     scan_control_free(&sc->control);
@@ -342,6 +372,15 @@ int scan_main(const struct scan_options *opt)
         fatal("scan service cannot start: no scan threads");
     scanpool_set_policy(sc.pool, &sc.policy);
     smtpd_set_pool(sc.smtpd, sc.pool);
+    sc.ers = ers_new(sc.base, opt->dns_server, err, sizeof err);
+    if (sc.ers == NULL)
+        fatal("scan service cannot start: email reputation: %s", err);
+    ers_configure(sc.ers, sc.settings);
+    smtpd_set_ers(sc.smtpd, sc.ers);
+    sc.smart = smartscan_new(sc.base, s_method_changed, &sc);
+    if (sc.smart == NULL)
+        fatal("scan service cannot start: smart-protection client");
+    smtpd_set_smartscan(sc.smtpd, sc.smart);
     if (opt->control_fd >= 0) {
         struct scan_control_handlers h = { .message = s_control_message,
                                            .closed = s_control_closed };
@@ -356,6 +395,7 @@ int scan_main(const struct scan_options *opt)
         sc.report_timer = event_new(sc.base, -1, EV_PERSIST, s_report_sync_cb, &sc);
         evtimer_add(sc.report_timer, &sync_every);
     }
+    smartscan_configure(sc.smart, sc.settings); /* R2.2: checks the server at start */
     sc.sigterm = evsignal_new(sc.base, SIGTERM, s_signal_cb, &sc);
     sc.sigint = evsignal_new(sc.base, SIGINT, s_signal_cb, &sc);
     evsignal_add(sc.sigterm, NULL);

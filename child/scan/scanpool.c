@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "log.h"
 #include "scan/edit.h"
+#include "scan/smartscan.h"
 #include "util.h"
 
 #define SCANPOOL_THREADS_MAX 256
@@ -61,6 +63,7 @@ void scan_job_free(struct scan_job **jp)
         free(j->rcpts[i]);
     free(j->rcpts);
     mime_result_free(&j->mime);
+    free(j->digests);
     free(j);
     *jp = NULL;
 }
@@ -134,24 +137,53 @@ failed:
     j->nfiles = 0;
 }
 
+/* Smart scan: the SHA-256 of the whole message and of each decoded part, in that order. */
+static void s_digests(struct scan_job *j)
+{
+    size_t cap = 1 + j->mime->nparts;
+
+    if (cap > SMARTSCAN_DIGESTS_MAX)
+        cap = SMARTSCAN_DIGESTS_MAX;
+    j->digests = xcalloc(cap, sizeof *j->digests);
+    crypto_hash_sha256(j->digests[0], (const unsigned char *)j->data, j->len);
+    j->ndigests = 1;
+    for (size_t i = 0; i < j->mime->nparts && j->ndigests < cap; i++)
+        if (j->mime->parts[i].hashed)
+            memcpy(j->digests[j->ndigests++], j->mime->parts[i].sha256, 32);
+}
+
 void scanpool_run_job(scanpool_t *p, struct scan_job *j)
 {
     struct policy_facts f = { 0 };
+    const char *listings[ERS_HITS_MAX];
     struct pool_policy *pp;
     uint64_t t0 = now_ms();
 
+    if (j->smart && j->looked_up)
+        goto decide; /* second pass: the loop has the look-up answer */
     j->mime = mime_parse(j->data, j->len, &j->mlim);
     if (j->av_enabled)
         av_scan(p->av, j->data, j->len, &j->av);
     else
         j->av.status = AV_SKIPPED;
     j->exceptions = j->mime->exceptions | j->av.exceptions;
+    if (j->smart) { /* the look-up runs on the loop: no thread waits on the network */
+        s_digests(j);
+        j->ms_scan = now_ms() - t0;
+        return;
+    }
+decide:
     f.sender = j->sender;
     f.recipients = (const char *const *)j->rcpts;
     f.nrecipients = j->nrcpts;
     f.size = j->len;
     f.virus = j->av.status == AV_VIRUS ? j->av.name : NULL;
+    if (j->smart && j->smart_virus[0] != '\0')
+        f.virus = j->smart_virus; /* the "Viruses" rule sees the server's verdict */
     f.exceptions = j->av.exceptions;
+    for (size_t i = 0; j->ers_on && i < j->ers.nhits; i++)
+        listings[f.ners_listings++] = j->ers.listings[i];
+    f.ers_listings = listings;
     mime_facts_fill(j->mime, &f);
     pp = s_policy_acquire(p);
     if (pp != NULL) {
@@ -168,7 +200,7 @@ void scanpool_run_job(scanpool_t *p, struct scan_job *j)
             j->out = edit_message(j->data, j->len, &j->dec);
         s_store(p, j);
     }
-    j->ms_scan = now_ms() - t0;
+    j->ms_scan += now_ms() - t0;
 }
 
 static void *s_thread(void *arg)

@@ -11,6 +11,7 @@
 
 #include "policy.h"
 #include "scan/av.h"
+#include "scan/ers.h"
 #include "scan/mime.h"
 #include "scan/store.h"
 
@@ -31,7 +32,11 @@ struct scan_job {
     size_t nrcpts;
     struct mime_limits mlim;
     bool av_enabled;
+    bool smart;                  /* smart scan in force: MIME + digests, back to the loop for
+                                  * the look-up, then again to a thread for the policy */
     uint64_t received_ms;
+    bool ers_on;                 /* email reputation looked the client up: ers is its result */
+    struct ers_result ers;
     /* out: set by the thread */
     struct mime_result *mime;
     struct av_result av;
@@ -44,6 +49,10 @@ struct scan_job {
     bool store_failed;
     char error[256];
     uint64_t ms_scan;
+    unsigned char (*digests)[32]; /* smart: whole message, then each decoded part */
+    size_t ndigests;
+    bool looked_up;              /* smart: the loop has the answer (smart_virus) */
+    char smart_virus[128];       /* smart: "" clean, else the server's name for it */
     /* loop side */
     void *owner;                 /* the session waiting for it; NULL once it went away */
     struct scan_job *next;

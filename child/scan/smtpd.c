@@ -205,6 +205,7 @@ static void s_session_command(struct smtpd_session *s, const char *line, size_t 
         random_hex(s->id, SMTPD_ID_BYTES);
         s->t0 = now_ms();
         smtp_data_init(&s->dec, 0, 0); /* size 0 until DATA, for the outcome line */
+        smtpd_ers_start(s);            /* answers come while the message does */
         smtpd_relay_mail(s);
         break;
     case SMTPD_ACT_RCPT:
@@ -526,6 +527,8 @@ void smtpd_shutdown(smtpd_t *srv, void (*done)(void *arg), void *arg)
 void smtpd_get_stats(const smtpd_t *srv, struct smtpd_stats *out) { *out = srv->stats; }
 
 void smtpd_set_pool(smtpd_t *srv, struct scanpool *pool) { srv->pool = pool; }
+
+void smtpd_set_smartscan(smtpd_t *srv, struct smartscan *ss) { srv->smart = ss; }
 
 void smtpd_unpause_sessions(struct smtpd *srv)
 {

@@ -49,6 +49,13 @@ void smtpd_get_stats(const smtpd_t *srv, struct smtpd_stats *out);
 /* Scans every received message in pool before acting on it (borrowed; set before the first
  * connection). The pool must be created with smtpd_scan_done and this server as its arg. */
 void smtpd_set_pool(smtpd_t *srv, struct scanpool *pool);
+/* Looks each transaction's client up in the email-reputation zones (borrowed; outlives srv's
+ * sessions). Set before the first connection. */
+struct ers;
+void smtpd_set_ers(smtpd_t *srv, struct ers *ers);
+/* Smart-protection client used while smart scan is in force (borrowed; R2). */
+struct smartscan;
+void smtpd_set_smartscan(smtpd_t *srv, struct smartscan *ss);
 struct scan_job;
 void smtpd_scan_done(struct scan_job *job, void *arg);
 

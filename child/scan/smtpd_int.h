@@ -43,7 +43,9 @@ struct smtpd {
     struct smtpd_stats stats;
     bool shutting_down;
     struct scanpool *pool;          /* NULL: relay without scanning (unit tests) */
+    struct ers *ers;                /* NULL: no email reputation (unit tests) */
     unsigned paused;                /* sessions whose input waits for room in the pool */
+    struct smartscan *smart;        /* smart-protection look-ups; NULL: none (unit tests) */
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -75,6 +77,7 @@ struct smtpd_session {
     struct scan_job *job;   /* in the pool (job->owner == this session), then its result */
     bool scanning;          /* job is in the pool: its results are not ours to read yet */
     bool paused;            /* waiting for room in the scan pool */
+    struct ers_query *ers;  /* email reputation look-up of this transaction (smtpd_ers.c) */
 };
 
 /* smtpd.c, for smtpd_relay.c */
@@ -100,6 +103,13 @@ void smtpd_scan_clear(struct smtpd_session *s);
 bool smtpd_scan_should_pause(struct smtpd_session *s);
 /* smtpd.c: the pool has room again: sessions that paused their input resume. */
 void smtpd_unpause_sessions(struct smtpd *srv);
+
+/* smtpd_ers.c: the email-reputation look-up of a transaction's client, started at MAIL;
+ * smtpd_ers_ready is false (and smtpd_scan_message is called again once the answers are in or
+ * the time is up) while it is in flight; smtpd_ers_fill gives its result to the scan job. */
+void smtpd_ers_start(struct smtpd_session *s);
+bool smtpd_ers_ready(struct smtpd_session *s);
+void smtpd_ers_fill(struct smtpd_session *s, struct scan_job *j);
 
 /* smtpd_relay.c */
 void smtpd_relay_mail(struct smtpd_session *s);

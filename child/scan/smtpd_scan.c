@@ -10,6 +10,7 @@
 #include "log.h"
 #include "scan/report.h"
 #include "scan/scanpool.h"
+#include "scan/smartscan.h"
 #include "scan/smtpd_int.h"
 #include "util.h"
 
@@ -67,12 +68,17 @@ static void s_verdicts_build(const struct scan_job *j, struct verdicts *vs)
 {
     vs->n = 0;
     s_verdict_add(vs, "av", s_av_status_name(j->av.status), j->av.name);
+    if (j->smart)
+        s_verdict_add(vs, "smart", !j->looked_up ? "error" :
+                                   j->smart_virus[0] != '\0' ? "virus" : "clean", j->smart_virus);
     for (unsigned bit = 1; bit != 0 && bit <= POLICY_EXC_AV_TIMEOUT; bit <<= 1) {
         if (!(j->exceptions & bit))
             continue;
         s_verdict_add(vs, bit >= POLICY_EXC_AV_ERROR ? "av" : "mime", "exception",
                       policy_exception_name(bit));
     }
+    if (j->ers_on)
+        s_verdict_add(vs, "ers", ers_outcome_name(j->ers.outcome), j->ers.detail);
     if (j->decided)
         s_verdict_add(vs, "policy", s_fate_name(j->dec.fate), j->dec.rule);
 }
@@ -151,6 +157,7 @@ void smtpd_scan_clear(struct smtpd_session *s)
     }
     s->job = NULL;
     s->scanning = false;
+    ers_query_free(&s->ers);
     for (size_t i = 0; i < s->nrcpts; i++)
         free(s->rcpts[i]);
     free(s->rcpts);
@@ -184,6 +191,8 @@ void smtpd_scan_message(struct smtpd_session *s)
         smtpd_relay_message(s);
         return;
     }
+    if (!smtpd_ers_ready(s))
+        return; /* called again when the look-up is over */
     j = scan_job_new();
     strlcpy_p(j->id, s->id, sizeof j->id);
     j->body = s->body;
@@ -200,8 +209,11 @@ void smtpd_scan_message(struct smtpd_session *s)
     j->mlim.max_decoded_size = (uint64_t)settings_int(st, SETTING_MIME_MAX_DECODED_SIZE);
     j->mlim.max_headers = (unsigned)settings_int(st, SETTING_MIME_MAX_HEADERS);
     j->mlim.max_header_length = (uint64_t)settings_int(st, SETTING_MIME_MAX_HEADER_LENGTH);
-    j->av_enabled = settings_bool(st, SETTING_AV_ENABLED);
+    /* Smart scan in force: look-ups instead of the full local pattern set (R2.1). */
+    j->smart = s->srv->smart != NULL && smartscan_in_force(s->srv->smart);
+    j->av_enabled = settings_bool(st, SETTING_AV_ENABLED) && !j->smart;
     j->received_ms = s->received_ms;
+    smtpd_ers_fill(s, j);
     j->owner = s;
     s->job = j;
     s->scanning = true;
@@ -257,8 +269,10 @@ static void s_log_scan(const struct smtpd_session *s, const struct scan_job *j)
         if (j->exceptions & bit)
             n += (size_t)snprintf(exc + n, n < sizeof exc ? sizeof exc - n : 0, "%s%s",
                                   n > 0 ? "," : "", policy_exception_name(bit));
-    log_info("id=%s scan av=%s%s%s exceptions=%s rule=%s action=%s archives=%zu ms=%llu", s->id,
-             s_av_status_name(j->av.status), j->av.name[0] != '\0' ? ":" : "", j->av.name,
+    log_info("id=%s scan av=%s%s%s%s%s exceptions=%s rule=%s action=%s archives=%zu ms=%llu",
+             s->id, s_av_status_name(j->av.status), j->av.name[0] != '\0' ? ":" : "", j->av.name,
+             !j->smart ? "" : j->smart_virus[0] != '\0' ? " smart=virus:" : " smart=clean",
+             j->smart_virus,
              exc[0] != '\0' ? exc : "none", j->dec.rule[0] != '\0' ? j->dec.rule : "-",
              s_fate_name(j->dec.fate), j->dec.narchives, (unsigned long long)j->ms_scan);
 }
@@ -278,7 +292,7 @@ static void s_act(struct smtpd_session *s, struct scan_job *j)
     struct smtpd_stats *st = &s->srv->stats;
     char reply[SMTPD_REPLY_MAX], rule[256];
 
-    if (j->av.status == AV_VIRUS)
+    if (j->av.status == AV_VIRUS || j->smart_virus[0] != '\0')
         st->viruses_found++;
     if (j->exceptions != 0)
         st->scan_exceptions++;
@@ -326,12 +340,55 @@ static void s_act(struct smtpd_session *s, struct scan_job *j)
     smtpd_relay_message(s);
 }
 
+struct lookup {
+    struct smtpd *srv;
+    struct scan_job *job;
+};
+
+/* The look-up answer, in the loop. Policy, the delivered copy and the quarantine/archive
+ * files go back to a scan thread rather than run here: writing the files fsyncs, and the loop
+ * never waits on a disk either. */
+static void s_looked_up(const struct smartscan_result *r, void *arg)
+{
+    struct lookup *l = arg;
+    struct smtpd *srv = l->srv;
+    struct scan_job *j = l->job;
+    struct smtpd_session *s = j->owner;
+
+    free(l);
+    if (r->status == SMARTSCAN_CANCELLED || s == NULL) { /* nothing stored yet, nothing said */
+        scan_job_free(&j);
+        return;
+    }
+    if (r->status == SMARTSCAN_FAILED) { /* R2.5: aborted, 4xx, the upstream keeps it */
+        log_err("id=%s scan aborted: smart-protection server connection error (%s)", j->id,
+                r->error);
+        s->scanning = false;
+        s->t_scanned = now_ms();
+        smtpd_session_finish(s, SMTPD_TEMPFAIL, "451 4.4.3 Error: smart-protection server "
+                                                "connection error, try again later\r\n");
+        if (srv->paused > 0 && !scanpool_full(srv->pool))
+            smtpd_unpause_sessions(srv);
+        return;
+    }
+    j->looked_up = true;
+    if (r->status == SMARTSCAN_MALICIOUS)
+        strlcpy_p(j->smart_virus, r->name, sizeof j->smart_virus);
+    scanpool_submit(srv->pool, j);
+}
+
 void smtpd_scan_done(struct scan_job *j, void *arg)
 {
     struct smtpd *srv = arg;
     struct smtpd_session *s = j->owner;
 
-    if (s == NULL) { /* the session went away: nothing was acknowledged */
+    if (s != NULL && j->smart && !j->looked_up && srv->smart != NULL) {
+        struct lookup *l = xcalloc(1, sizeof *l);
+        l->srv = srv;
+        l->job = j;
+        smartscan_lookup(srv->smart, (const unsigned char(*)[32])j->digests, j->ndigests,
+                         s_looked_up, l);
+    } else if (s == NULL) { /* the session went away: nothing was acknowledged */
         for (size_t i = 0; i < j->nfiles; i++)
             store_remove(&j->files[i]);
         scan_job_free(&j);

@@ -11,6 +11,7 @@
 #include "admin/admin.h"
 #include "cli/cli_log.h"
 #include "cli/cmd_policy.h"
+#include "cli/cmd_sps.h"
 #include "cli/cmd_mta.h"
 #include "db/db.h"
 #include "keys.h"
@@ -46,6 +47,7 @@ static void s_usage(FILE *f)
         "  archive list [same options]          archived messages\n"
         "  T: ISO-8601 (2026-11-23T19:00:00Z) or a time ago (45s, 30m, 1h, 2d, 1w)\n");
     cmd_policy_usage(f);
+    cmd_sps_usage(f);
     cmd_mta_usage(f);
     fprintf(f,
         "configuration: -c FILE, or $" PARENT_CONF_ENV ", or " PARENT_CONF_DEFAULT "\n");
@@ -274,6 +276,8 @@ int main(int argc, char **argv)
         rc = cmd_policy_rules(c.db, c.json, argc - 1, argv + 1);
     else if (strcmp(argv[0], "area") == 0)
         rc = cmd_policy_areas(c.db, c.json, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "sps") == 0)
+        rc = cmd_sps(c.db, c.json, argc - 1, argv + 1);
     else if (strcmp(argv[0], "mta") == 0)
         rc = cmd_mta(c.db, argc - 1, argv + 1, c.json);
     else {

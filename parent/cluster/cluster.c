@@ -382,6 +382,9 @@ static json_t *s_health_json(const Portcullis__Health *h)
     json_object_set_new(o, "state", json_string(h->state ? h->state : ""));
     json_object_set_new(o, "scan_service", json_string(h->scan_service ? h->scan_service : ""));
     json_object_set_new(o, "scan_method", json_string(h->scan_method ? h->scan_method : ""));
+    json_object_set_new(o, "smart_scan_state",
+                        json_string(h->smart_scan_state ? h->smart_scan_state : ""));
+    json_object_set_new(o, "ers_state", json_string(h->ers_state ? h->ers_state : ""));
     json_object_set_new(o, "config_version", json_integer((json_int_t)h->config_version));
     for (size_t i = 0; i < h->n_patterns; i++)
         json_object_set_new(pats, h->patterns[i]->component, json_string(h->patterns[i]->version));
@@ -441,6 +444,35 @@ static void s_reports(cluster_t *c, struct peer *pe, const Portcullis__ReportBat
     s_peer_send(c, pe, &out);
 }
 
+/* R2.3/R2.4: a child switched its scan method by itself. Recorded like an administrator's
+ * change (new configuration version, pushed to every child: the policy shown says which
+ * method is in force) plus a system event, the admin notification. */
+static void s_method_changed(cluster_t *c, struct peer *pe,
+                             const Portcullis__ScanMethodChanged *mc)
+{
+    bool smart = mc->method != NULL && strcmp(mc->method, "smart") == 0;
+    char msg[512], err[512], idtxt[32];
+    uint64_t version = 0;
+
+    snprintf(msg, sizeof msg, "child %s switched to %s scan: %.300s", pe->name,
+             smart ? "smart" : "conventional", mc->reason != NULL ? mc->reason : "");
+    log_warn("%s", msg);
+    if (!s_db_ok(c)) {
+        log_err("scan method change of child %s not recorded: database unavailable", pe->name);
+        return;
+    }
+    if (admin_settings_set(c->db, "smart_scan.enabled", smart ? "true" : "false", &version, err,
+                           sizeof err) != 0)
+        log_err("scan method change of child %s: setting not recorded: %s", pe->name, err);
+    else
+        log_info("smart_scan.enabled=%s recorded version=%" PRIu64, smart ? "true" : "false",
+                 version);
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, pe->id);
+    db_event(c->db, "system", "warning", idtxt, msg);
+    if (s_snapshot_refresh(c))
+        s_push_config_all(c);
+}
+
 static void s_child_message(cluster_t *c, struct peer *pe, const envelope_t *env)
 {
     char v[32];
@@ -482,6 +514,9 @@ static void s_child_message(cluster_t *c, struct peer *pe, const envelope_t *env
         break;
     }
     case PORTCULLIS__ENVELOPE__BODY_HEARTBEAT:
+        break;
+    case PORTCULLIS__ENVELOPE__BODY_SCAN_METHOD_CHANGED:
+        s_method_changed(c, pe, env->scan_method_changed);
         break;
     case PORTCULLIS__ENVELOPE__BODY_REPORT_BATCH:
         s_reports(c, pe, env->report_batch);

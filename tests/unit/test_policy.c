@@ -126,7 +126,7 @@ static policy_t *s_compile_ok(struct cfg *c)
 
 /* --- facts ------------------------------------------------------------------------------------ */
 
-enum facts_id { F_CLEAN, F_VIRUS, F_EXE, F_EXC, F_NULLSENDER, F_DECLARED, F__COUNT };
+enum facts_id { F_CLEAN, F_VIRUS, F_EXE, F_EXC, F_NULLSENDER, F_DECLARED, F_ERS, F__COUNT };
 
 static const char *const s_rcpts[] = { "bob@dest.example", "carol@Other.Example" };
 static const struct policy_header s_headers[] = {
@@ -140,6 +140,7 @@ static const struct policy_part s_exe = { "invoice.PDF.exe. ", "application/octe
 static const struct policy_part s_png = { NULL, "image/png", NULL, 10, 1 };
 static const char *const s_texts[] = { "Hello Bob,\nthe report is attached.\n" };
 static const size_t s_text_lens[] = { 35 };
+static const char *const s_listings[] = { "spam", "exploit" };
 
 static struct policy_facts s_facts(enum facts_id id)
 {
@@ -157,6 +158,7 @@ static struct policy_facts s_facts(enum facts_id id)
     case F_EXC: f.exceptions = POLICY_EXC_MIME_DEPTH | POLICY_EXC_AV_ENCRYPTED; break;
     case F_NULLSENDER: f.sender = ""; break;
     case F_DECLARED: f.parts = &s_png; break;
+    case F_ERS: f.ers_listings = s_listings; f.ners_listings = 2; break;
     default: break;
     }
     return f;
@@ -212,6 +214,11 @@ static const struct ccase s_conds[] = {
     { "scan_exception=av_encrypted", F_EXC, true },
     { "scan_exception=av_timeout", F_EXC, false },
     { "scan_exception=av_timeout, mime_depth", F_EXC, true },
+    { "ers_listed=", F_ERS, true },                        /* any listing */
+    { "ers_listed=", F_CLEAN, false },                     /* not listed, or skipped */
+    { "ers_listed=Exploit", F_ERS, true },                 /* caseless */
+    { "ers_listed=policy", F_ERS, false },
+    { "ers_listed=spam", F_CLEAN, false },
 };
 
 static void test_conditions_table(void **state)
@@ -445,6 +452,8 @@ static const struct rcase s_refusals[] = {
       { "no regular expression after \"Subject:\"" } },
     { { .name = "x", .conds = { "scan_exception=av_bogus" }, .acts = { "delete" } },
       { "unknown scan exception \"av_bogus\"" } },
+    { { .name = "x", .conds = { "ers_listed=spam list" }, .acts = { "delete" } },
+      { "\"spam list\" is not a listing name" } },
     { { .name = "t", .acts = { "deliver", "delete" } },
       { "action 2 (delete): the rule already decides the message with action 1 (deliver)" } },
     { { .name = "t", .acts = { "deliver=now" } }, { "action 1 (deliver): takes no argument" } },

@@ -34,6 +34,12 @@ static const struct vcase s_cases[] = {
     { "smtp.max_message_size", "1023", 0, "from 1024" },
     { "smtp.max_message_size", "1024", 1, "1024" },
     { "smtp.max_line_length", "999", 0, "from 1000 to 1048576" },
+    /* R3.1: ers.zones has a format of its own; a refusal gives it */
+    { "ers.zones", "", 1, "" },
+    { "ers.zones", "bl.test=127.0.0.2:spam", 1, "bl.test=127.0.0.2:spam" },
+    { "ers.zones", "bl.test=127.0.0.2", 0, "is not CODE:LISTING; the format is ZONE=CODE:LISTING" },
+    { "ers.zones", "bl.test=127.0.0.256:spam", 0, "is not an IPv4 address or 'any'" },
+    { "ers.zones", "bl test=any:x", 0, "is not a DNS zone name" },
 };
 
 static void test_validate_table(void **state)
