@@ -454,13 +454,24 @@ static void s_method_changed(cluster_t *c, struct peer *pe,
     char msg[512], err[512], idtxt[32];
     uint64_t version = 0;
 
-    snprintf(msg, sizeof msg, "child %s switched to %s scan: %.300s", pe->name,
-             smart ? "smart" : "conventional", mc->reason != NULL ? mc->reason : "");
-    log_warn("%s", msg);
     if (!s_db_ok(c)) {
         log_err("scan method change of child %s not recorded: database unavailable", pe->name);
         return;
     }
+    {
+        /* The child repeats its report until the configuration shows it: record it once. */
+        settings_t *cur = admin_settings_effective(c->db, err, sizeof err);
+        bool recorded = cur != NULL && settings_bool(cur, SETTING_SMART_SCAN_ENABLED) == smart;
+        settings_free(&cur);
+        if (recorded) {
+            log_info("child %s: scan method %s already recorded", pe->name,
+                     smart ? "smart" : "conventional");
+            return;
+        }
+    }
+    snprintf(msg, sizeof msg, "child %s switched to %s scan: %.300s", pe->name,
+             smart ? "smart" : "conventional", mc->reason != NULL ? mc->reason : "");
+    log_warn("%s", msg);
     if (admin_settings_set(c->db, "smart_scan.enabled", smart ? "true" : "false", &version, err,
                            sizeof err) != 0)
         log_err("scan method change of child %s: setting not recorded: %s", pe->name, err);

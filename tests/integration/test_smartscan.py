@@ -293,3 +293,38 @@ def test_r2_3_unreachable_at_start_switches(cluster, sps):
     wait_config_current(cluster)
     r = send_direct(child.smtp_port, _clean(new_token("start-unreachable")))
     assert r.code == 250 and "quarantined" not in r.text, r
+
+
+def test_r2_3_switch_while_parent_down_recorded_on_return(cluster, sps):
+    """R2.3: a switch that happens while the parent is unreachable is not lost: the child keeps
+    it and reports it when the link is back, and the parent then records the setting and the
+    system event."""
+    child = _child(cluster)
+    set_setting(cluster, "smart_scan.auto_return", "false")
+    set_setting(cluster, "smart_scan.failure_threshold", 2)
+    set_setting(cluster, "smart_scan.failure_window_s", 60)
+    set_setting(cluster, "smart_scan.query_timeout_ms", 300)
+    set_setting(cluster, "smart_scan.switch_to_conventional", "true")
+    _smart_on(cluster, sps.url)
+    wait_config_current(cluster)
+    wait_until(lambda: _health(cluster).get("scan_method") == "smart", 30,
+               "Health scan_method smart before the outage")
+    events_before = len(_events(cluster, "%switched to conventional scan%"))
+
+    sps.stop()
+    cluster.parent.stop()
+    try:
+        mark = child.proc.log_mark()
+        for i in range(2):
+            r = send_direct(child.smtp_port, _clean(new_token(f"pdown-switch-{i}")))
+            assert r.code in (250, 451), r  # 451 until the switch, then conventional
+        child.proc.wait_for_log(r"scan method changed to conventional", 30, since=mark)
+        assert _setting(cluster, "smart_scan.enabled") == "true"  # nobody recorded it yet
+    finally:
+        cluster.parent.start()
+        sps.start()
+    wait_until(lambda: _setting(cluster, "smart_scan.enabled") == "false", 60,
+               "smart_scan.enabled=false recorded after the parent returned")
+    wait_until(lambda: len(_events(cluster, "%switched to conventional scan%")) > events_before,
+               30, "the switch's system event after the parent returned")
+    wait_config_current(cluster)
