@@ -23,7 +23,9 @@
  * message_size_over (bytes as received > N); sender (regex on the envelope sender, "" for the
  * null sender); recipient (regex, any recipient); scan_exception (comma list of
  * policy_exception_name()s, empty = any exception); ers_listed (the client address is on an
- * email-reputation block list with that listing name, case-insensitive; empty = any listing).
+ * email-reputation block list with that listing name, case-insensitive; empty = any listing);
+ * web_reputation (the highest rating of the message's URLs is at least the value, 1..100,
+ * POLICY_WRS_LEVEL_DEFAULT when empty; a rating that was skipped is no rating: no match).
  * Sizes take a K, M or G suffix (x1024).
  *
  * Regexes are PCRE2 with PCRE2_UTF | PCRE2_MATCH_INVALID_UTF (a body that is not valid UTF-8
@@ -51,6 +53,8 @@
 #define POLICY_HEADER_NAME_MAX 76      /* bytes of a header field name */
 #define POLICY_EXTS_MAX 256            /* extensions in one attachment_extension list */
 #define POLICY_LISTING_MAX 63          /* bytes of an ers_listed listing name */
+#define POLICY_WRS_LEVEL_DEFAULT 50    /* web_reputation with no value: rating >= 50 */
+#define POLICY_WRS_LEVEL_MAX 100       /* ratings are 1..100 */
 #define POLICY_RETENTION_MIN 1         /* days an area keeps messages (R5.2) */
 #define POLICY_RETENTION_MAX 60
 #define POLICY_MATCH_LIMIT 1000000u    /* PCRE2 backtracking steps per match (PCRE2: 10M) */
@@ -60,7 +64,7 @@
 const char *const policy_cond_names[C__COUNT] = {
     "virus_found", "attachment_name", "attachment_extension", "attachment_type",
     "attachment_size_over", "header_regex", "body_regex", "message_size_over", "sender",
-    "recipient", "scan_exception", "ers_listed",
+    "recipient", "scan_exception", "ers_listed", "web_reputation",
 };
 
 static const char *const s_act_names[A__COUNT] = {
@@ -292,6 +296,27 @@ static int s_cond_ers(struct where *w, struct cond *c, const char *value)
     return 0;
 }
 
+/* web_reputation: a minimum level 1..100, or empty for POLICY_WRS_LEVEL_DEFAULT. */
+static int s_cond_wrs(struct where *w, struct cond *c, const char *value)
+{
+    unsigned long v = 0;
+    const char *p = value;
+
+    if (*value == '\0') {
+        c->num = POLICY_WRS_LEVEL_DEFAULT;
+        return 0;
+    }
+    for (; isdigit((unsigned char)*p) && v <= POLICY_WRS_LEVEL_MAX; p++)
+        v = v * 10 + (unsigned long)(*p - '0');
+    if (p == value || *p != '\0' || v < 1 || v > POLICY_WRS_LEVEL_MAX) {
+        s_fail(w, "\"%.64s\" is not a level: a number from 1 to %d, or nothing for %d", value,
+               POLICY_WRS_LEVEL_MAX, POLICY_WRS_LEVEL_DEFAULT);
+        return -1;
+    }
+    c->num = v;
+    return 0;
+}
+
 static int s_cond_header(struct where *w, struct cond *c, const char *value)
 {
     const char *colon = strchr(value, ':'), *re;
@@ -330,7 +355,8 @@ static int s_cond_compile(struct where *w, struct cond *c, const Portcullis__Con
     if (k == C__COUNT) {
         s_fail(w, "unknown condition; use one of virus_found, attachment_name, "
                   "attachment_extension, attachment_type, attachment_size_over, header_regex, "
-                  "body_regex, message_size_over, sender, recipient, scan_exception, ers_listed");
+                  "body_regex, message_size_over, sender, recipient, scan_exception, ers_listed, "
+                  "web_reputation");
         return -1;
     }
     c->kind = (enum cond_kind)k;
@@ -339,7 +365,8 @@ static int s_cond_compile(struct where *w, struct cond *c, const Portcullis__Con
         s_fail(w, "value must be at most %d bytes without control characters", POLICY_VALUE_MAX);
         return -1;
     }
-    if (*value == '\0' && c->kind != C_VIRUS && c->kind != C_EXCEPTION && c->kind != C_ERS) {
+    if (*value == '\0' && c->kind != C_VIRUS && c->kind != C_EXCEPTION && c->kind != C_ERS &&
+        c->kind != C_WRS) {
         s_fail(w, "needs a value");
         return -1;
     }
@@ -350,6 +377,8 @@ static int s_cond_compile(struct where *w, struct cond *c, const Portcullis__Con
         return 0;
     case C_ERS:
         return s_cond_ers(w, c, value);
+    case C_WRS:
+        return s_cond_wrs(w, c, value);
     case C_ATT_NAME:
     case C_SENDER:
     case C_RCPT:

@@ -67,6 +67,9 @@ struct policy_facts {
     const char *const *ers_listings;    /* email reputation: listing names the client address
                                          * has (e.g. "spam"); none when not listed or skipped */
     size_t ners_listings;
+    unsigned wrs_level;                 /* web reputation: highest rating of the message's
+                                         * URLs, 1..100; 0 when none is rated or skipped */
+    const char *wrs_category;           /* the category of that rating; NULL if none */
 };
 
 enum policy_fate { POLICY_DELIVER, POLICY_DELETE, POLICY_QUARANTINE };

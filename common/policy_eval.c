@@ -176,6 +176,8 @@ static bool s_cond_true(struct eval *e, const struct cond *c)
             if (c->text == NULL || strcasecmp(c->text, s_str(f->ers_listings[i])) == 0)
                 return true;
         return false;
+    case C_WRS:
+        return f->wrs_level > 0 && f->wrs_level >= c->num;
     case C__COUNT:
         break;
     }

@@ -15,7 +15,7 @@
 
 enum cond_kind {
     C_VIRUS, C_ATT_NAME, C_ATT_EXT, C_ATT_TYPE, C_ATT_SIZE, C_HEADER, C_BODY, C_MSG_SIZE,
-    C_SENDER, C_RCPT, C_EXCEPTION, C_ERS, C__COUNT
+    C_SENDER, C_RCPT, C_EXCEPTION, C_ERS, C_WRS, C__COUNT
 };
 
 enum act_kind { A_DELIVER, A_DELETE, A_QUARANTINE, A_ARCHIVE, A_TAG, A_HEADER, A_NOTIFY, A__COUNT };
@@ -30,7 +30,7 @@ struct cond {
                               * name; NULL = any */
     char **exts;             /* attachment_extension: lowercase, without the dot */
     size_t nexts;
-    uint64_t num;            /* size kinds */
+    uint64_t num;            /* size kinds; web_reputation: the minimum level */
     unsigned exc;            /* scan_exception: POLICY_EXC_* bits, 0 = any */
 };
 

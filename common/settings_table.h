@@ -37,6 +37,12 @@
       "return to smart scan by itself once the server answers again (R2.4)")                    \
     X(SMART_SCAN_AUTO_RETURN_AFTER_S, "smart_scan", "auto_return_after", INT, "600", 1, 604800, \
       "seconds", "how long the server must answer before the automatic return (R2.4)")         \
+    X(WRS_ENABLED, "wrs", "enabled", BOOL, "true", 0, 0, "",                                    \
+      "web reputation: rate the URLs of each message (block-lists, rating service) (R3.2)")    \
+    X(WRS_URL, "wrs", "url", STRING, "", 0, 2048, "characters",                               \
+      "web-reputation rating service, e.g. http://wrs:8080/v1/rate; empty = block-lists only")  \
+    X(WRS_TIMEOUT_MS, "wrs", "timeout_ms", INT, "1500", 1, 60000, "ms",                        \
+      "web-reputation rating service timeout; past it the service's ratings are skipped")     \
     X(ERS_ENABLED, "ers", "enabled", BOOL, "false", 0, 0, "",                                   \
       "email reputation: DNS block-list look-ups of the client address (R3.1)")               \
     X(ERS_ZONES, "ers", "zones", STRING, "", 0, 4096, "characters",                           \

@@ -23,7 +23,7 @@ static int s_check(const envelope_t *e)
         /* Rules and areas are bounded here too, so an oversize snapshot is refused with an
          * answer (ConfigApplied ok=false from the compile) rather than dropped silently. */
         if (e->config->n_settings > WIRE_SETTINGS_MAX || e->config->n_rules > WIRE_RULES_MAX ||
-            e->config->n_areas > WIRE_AREAS_MAX)
+            e->config->n_areas > WIRE_AREAS_MAX || e->config->n_wrs > WIRE_WRS_MAX)
             return -1;
         for (size_t i = 0; i < e->config->n_settings; i++) {
             const Portcullis__Setting *s = e->config->settings[i];

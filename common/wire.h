@@ -17,6 +17,11 @@ typedef Portcullis__Envelope envelope_t;
 #define WIRE_RULES_MAX 1000             /* policy rules in one snapshot (POLICY_RULES_MAX) */
 #define WIRE_AREAS_MAX 1000             /* areas in one snapshot */
 #define WIRE_TEXT_MAX 4096              /* any string field */
+#define WIRE_WRS_MAX 10000              /* web-reputation entries in one snapshot: with
+                                         * WIRE_WRS_BYTES_MAX it keeps a snapshot under
+                                         * WIRE_MSG_MAX beside the rules */
+#define WIRE_WRS_PATTERN_MAX 255        /* bytes of one web-reputation URL or domain */
+#define WIRE_WRS_CATEGORY_MAX 63        /* bytes of one web-reputation category */
 
 /* NULL if too large, undecodable, or any count/length over its limit (logged at debug). */
 envelope_t *wire_unpack(const void *buf, size_t len);

@@ -24,6 +24,8 @@
 #include "scan/scan_control.h"
 #include "scan/smartscan.h"
 #include "scan/smtpd.h"
+#include "scan/wrs.h"
+#include "scan/wrs_client.h"
 #include "settings.h"
 #include "util.h"
 #include "wire.h"
@@ -41,8 +43,10 @@ struct scan {
     ers_t *ers;
     scanpool_t *pool;
     policy_t *policy;        /* compiled at start, until the pool takes it */
+    wrs_t *wrs;              /* web-reputation lists, likewise */
     scan_control_t *control;
     smartscan_t *smart;
+    wrs_client_t *wrs_client;
     struct event *sigterm, *sigint, *stats_timer, *grace_timer, *report_timer;
     uint64_t started_ms;
     bool stopping;
@@ -107,8 +111,17 @@ static void s_av_limits(const settings_t *s, struct av_limits *lim)
     lim->scan_timeout_ms = settings_int(s, SETTING_AV_SCAN_TIMEOUT_MS);
 }
 
-/* The snapshot the manager wrote (settings and policy); defaults when there is none. */
-static settings_t *s_load_settings(const char *path, policy_t **policy)
+/* The web-reputation lists of a snapshot (none before the parent ever sent one). */
+static wrs_t *s_compile_wrs(const Portcullis__ConfigSnapshot *snap, char *err, size_t n)
+{
+    if (snap == NULL || snap->version == 0)
+        return wrs_new(NULL, 0, err, n);
+    return wrs_new(snap->wrs, snap->n_wrs, err, n);
+}
+
+/* The snapshot the manager wrote (settings, policy, web-reputation lists); defaults when there
+ * is none. */
+static settings_t *s_load_settings(const char *path, policy_t **policy, wrs_t **wrs)
 {
     Portcullis__ConfigSnapshot *snap;
     settings_t *s;
@@ -118,6 +131,7 @@ static settings_t *s_load_settings(const char *path, policy_t **policy)
     size_t len;
 
     *policy = NULL;
+    *wrs = NULL;
     if (path == NULL || (stat(path, &st) != 0 && errno == ENOENT)) {
         log_info("no configuration at %s: using defaults", path != NULL ? path : "(none)");
         *policy = s_default_policy();
@@ -140,6 +154,10 @@ static settings_t *s_load_settings(const char *path, policy_t **policy)
     s = wire_settings_from_snapshot(snap, err, sizeof err);
     if (s != NULL && (*policy = s_compile_policy(snap, err, sizeof err)) == NULL)
         settings_free(&s);
+    if (s != NULL && (*wrs = s_compile_wrs(snap, err, sizeof err)) == NULL) {
+        policy_free(policy);
+        settings_free(&s);
+    }
     if (s == NULL)
         log_err("configuration %s version %" PRIu64 " refused (%s): using defaults", path,
                 snap->version, err);
@@ -168,10 +186,13 @@ static void s_apply_config(struct scan *sc, const Portcullis__ConfigSnapshot *sn
     char err[512];
     settings_t *ns = wire_settings_from_snapshot(snap, err, sizeof err);
     policy_t *np = ns != NULL ? s_compile_policy(snap, err, sizeof err) : NULL;
+    wrs_t *nw = np != NULL ? s_compile_wrs(snap, err, sizeof err) : NULL;
     struct av_limits lim;
 
-    if (np == NULL)
+    if (nw == NULL) {
+        policy_free(&np);
         settings_free(&ns);
+    }
     if (ns == NULL) {
         log_warn("config version=%" PRIu64 " refused: %s (keeping version=%" PRIu64 ")",
                  snap->version, err, settings_version(sc->settings));
@@ -179,13 +200,16 @@ static void s_apply_config(struct scan *sc, const Portcullis__ConfigSnapshot *sn
         return;
     }
     smtpd_set_settings(sc->smtpd, ns); /* new transactions use it from now on */
-    scanpool_set_policy(sc->pool, &np); /* scans in progress keep theirs */
+    log_info("config version=%" PRIu64 " web reputation entries=%zu", snap->version,
+             wrs_count(nw));
+    scanpool_set_policy(sc->pool, &np, &nw); /* scans in progress keep theirs */
     settings_free(&sc->settings);
     sc->settings = ns;
     s_av_limits(ns, &lim);
     av_set_limits(sc->av, &lim);        /* a change builds a new engine beside the old */
     ers_configure(sc->ers, ns);
     smartscan_configure(sc->smart, ns);
+    wrs_client_configure(sc->wrs_client, ns);
     log_info("config applied version=%" PRIu64, snap->version);
     s_send_applied(sc, true, 0, NULL);
 }
@@ -316,8 +340,10 @@ static void s_cleanup(struct scan *sc)
     scanpool_free(&sc->pool); /* …and end here, unacknowledged */
     ers_free(&sc->ers);       /* after the sessions: they hold its queries */
     smartscan_free(&sc->smart); /* look-ups in flight end too */
+    wrs_client_free(&sc->wrs_client);
     av_free(&sc->av);
     policy_free(&sc->policy);
+    wrs_free(&sc->wrs);
     scan_control_free(&sc->control);
     if (sc->sigterm != NULL)
         event_free(sc->sigterm);
@@ -349,7 +375,7 @@ int scan_main(const struct scan_options *opt)
     mime_init(); /* library set-up, once, before any scan thread */
     if (av_init() != 0)
         fatal("scan service cannot start: libclamav");
-    sc.settings = s_load_settings(opt->config_path, &sc.policy);
+    sc.settings = s_load_settings(opt->config_path, &sc.policy, &sc.wrs);
     sc.base = event_base_new();
     if (sc.base == NULL)
         fatal("scan service: cannot create the event loop");
@@ -370,7 +396,7 @@ int scan_main(const struct scan_options *opt)
                            sc.smtpd);
     if (sc.pool == NULL)
         fatal("scan service cannot start: no scan threads");
-    scanpool_set_policy(sc.pool, &sc.policy);
+    scanpool_set_policy(sc.pool, &sc.policy, &sc.wrs);
     smtpd_set_pool(sc.smtpd, sc.pool);
     sc.ers = ers_new(sc.base, opt->dns_server, err, sizeof err);
     if (sc.ers == NULL)
@@ -381,6 +407,11 @@ int scan_main(const struct scan_options *opt)
     if (sc.smart == NULL)
         fatal("scan service cannot start: smart-protection client");
     smtpd_set_smartscan(sc.smtpd, sc.smart);
+    sc.wrs_client = wrs_client_new(sc.base);
+    if (sc.wrs_client == NULL)
+        fatal("scan service cannot start: web-reputation client");
+    wrs_client_configure(sc.wrs_client, sc.settings);
+    smtpd_set_wrs(sc.smtpd, sc.wrs_client);
     if (opt->control_fd >= 0) {
         struct scan_control_handlers h = { .message = s_control_message,
                                            .closed = s_control_closed };

@@ -1,7 +1,8 @@
 /* scanpool: a fixed set of scan threads fed by a bounded queue. Each job: MIME parse, ClamAV
- * scan (unless av.enabled is off), policy evaluation with the policy in force when the scan
- * started (reference-counted, swapped like the engine), the delivered copy, and the
- * quarantine/archive files. Finished jobs go back to the event loop through a pipe. */
+ * scan (unless av.enabled is off), web-reputation rating of its URLs, policy evaluation with
+ * the policy and block-lists in force when the scan started (reference-counted, swapped like
+ * the engine), the delivered copy, and the quarantine/archive files. Finished jobs go back
+ * to the event loop through a pipe. */
 #include "scan/scanpool.h"
 
 #include <errno.h>
@@ -24,6 +25,7 @@
 
 struct pool_policy {
     policy_t *p;
+    wrs_t *wrs;                 /* the block-lists of the same configuration */
     unsigned refs;              /* the pool's while in force, plus each scan's */
 };
 
@@ -86,16 +88,21 @@ static void s_policy_unref(struct pool_policy *pp)
     if (pp == NULL || --pp->refs > 0)
         return;
     policy_free(&pp->p);
+    wrs_free(&pp->wrs);
     free(pp);
 }
 
-void scanpool_set_policy(scanpool_t *p, policy_t **pol)
+void scanpool_set_policy(scanpool_t *p, policy_t **pol, wrs_t **wp)
 {
     struct pool_policy *pp = xcalloc(1, sizeof *pp), *old;
 
     pp->p = *pol;
     pp->refs = 1;
     *pol = NULL;
+    if (wp != NULL) {
+        pp->wrs = *wp;
+        *wp = NULL;
+    }
     pthread_mutex_lock(&p->mu);
     old = p->policy;
     p->policy = pp;
@@ -152,6 +159,21 @@ static void s_digests(struct scan_job *j)
             memcpy(j->digests[j->ndigests++], j->mime->parts[i].sha256, 32);
 }
 
+/* Web reputation: the block-lists, then the service's ratings when it answered (R3.2: when
+ * it did not, its ratings are skipped and the lists alone count). */
+static void s_wrs_rate(const struct pool_policy *pp, struct scan_job *j, struct policy_facts *f)
+{
+    wrs_rate_urls(pp->wrs, j->mime->urls, j->mime->nurls, &j->wrs);
+    if (j->wrs_remote && j->wrs_asked && j->wrs_skipped[0] == '\0')
+        wrs_rating_merge(&j->wrs, j->wrs_service.level, j->wrs_service.category,
+                         j->wrs_service.url);
+    if (j->wrs.level > 0)
+        snprintf(j->wrs_detail, sizeof j->wrs_detail, "%u:%s:%s", j->wrs.level,
+                 j->wrs.category, j->wrs.url);
+    f->wrs_level = j->wrs.level;
+    f->wrs_category = j->wrs.level > 0 ? j->wrs.category : NULL;
+}
+
 void scanpool_run_job(scanpool_t *p, struct scan_job *j)
 {
     struct policy_facts f = { 0 };
@@ -159,16 +181,20 @@ void scanpool_run_job(scanpool_t *p, struct scan_job *j)
     struct pool_policy *pp;
     uint64_t t0 = now_ms();
 
-    if (j->smart && j->looked_up)
-        goto decide; /* second pass: the loop has the look-up answer */
+    if (j->parsed)
+        goto decide; /* second pass: the loop has the look-up answers */
     j->mime = mime_parse(j->data, j->len, &j->mlim);
     if (j->av_enabled)
         av_scan(p->av, j->data, j->len, &j->av);
     else
         j->av.status = AV_SKIPPED;
     j->exceptions = j->mime->exceptions | j->av.exceptions;
-    if (j->smart) { /* the look-up runs on the loop: no thread waits on the network */
+    if (j->smart)
         s_digests(j);
+    if (j->wrs_remote && j->mime->nurls == 0)
+        j->wrs_remote = false; /* nothing to ask about */
+    if (j->smart || j->wrs_remote) { /* look-ups run on the loop: no thread waits on them */
+        j->parsed = true;
         j->ms_scan = now_ms() - t0;
         return;
     }
@@ -186,6 +212,8 @@ decide:
     f.ers_listings = listings;
     mime_facts_fill(j->mime, &f);
     pp = s_policy_acquire(p);
+    if (pp != NULL && j->wrs_on)
+        s_wrs_rate(pp, j, &f);
     if (pp != NULL) {
         policy_eval(pp->p, &f, &j->dec);
         j->decided = true;

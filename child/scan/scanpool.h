@@ -14,6 +14,7 @@
 #include "scan/ers.h"
 #include "scan/mime.h"
 #include "scan/store.h"
+#include "scan/wrs.h"
 
 #define SCANPOOL_QUEUE_PER_THREAD 4 /* waiting jobs per thread before sessions stop reading */
 #define SCANPOOL_FILES_MAX (1 + POLICY_ARCHIVES_MAX)
@@ -37,10 +38,21 @@ struct scan_job {
     uint64_t received_ms;
     bool ers_on;                 /* email reputation looked the client up: ers is its result */
     struct ers_result ers;
+    bool wrs_on;                 /* web reputation (wrs.enabled): rate the message's URLs */
+    bool wrs_remote;             /* …and ask the rating service (wrs.url): back to the loop
+                                  * after the parse, like smart (the thread clears it for a
+                                  * message without URLs) */
     /* out: set by the thread */
     struct mime_result *mime;
     struct av_result av;
     unsigned exceptions;         /* mime | av */
+    bool parsed;                 /* first pass over: the loop does the look-ups, then a
+                                  * thread decides */
+    struct wrs_rating wrs;       /* the highest rating of the message's URLs */
+    bool wrs_asked;              /* wrs_remote: the loop has the service's answer */
+    struct wrs_rating wrs_service; /* …its highest rating (level 0: none) */
+    char wrs_skipped[256];       /* …or why its ratings are skipped ("" when they are not) */
+    char wrs_detail[WRS_CATEGORY_MAX + WRS_URL_MAX + 16]; /* "level:category:url" */
     bool decided;
     struct policy_decision dec;
     struct evbuffer *out;        /* delivered copy when the policy changed it; else NULL */
@@ -67,9 +79,10 @@ scanpool_t *scanpool_new(struct event_base *base, unsigned nthreads, av_t *av,
                          scanpool_done_fn *done, void *arg);
 /* Joins the threads (scans in progress finish); jobs not returned are freed. */
 void scanpool_free(scanpool_t **pp);
-/* The policy for scans that start from now on; takes ownership (*pp set NULL). Scans in
+/* The policy and web-reputation set (may be NULL) for scans that start from now on; takes
+ * ownership of both (*pp, *wp set NULL). Scans in
  * progress keep theirs; the old one is freed after the last of them. */
-void scanpool_set_policy(scanpool_t *p, policy_t **pp);
+void scanpool_set_policy(scanpool_t *p, policy_t **pp, wrs_t **wp);
 void scanpool_submit(scanpool_t *p, struct scan_job *job);
 bool scanpool_full(const scanpool_t *p);
 unsigned scanpool_threads(const scanpool_t *p);

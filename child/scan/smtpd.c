@@ -530,6 +530,8 @@ void smtpd_set_pool(smtpd_t *srv, struct scanpool *pool) { srv->pool = pool; }
 
 void smtpd_set_smartscan(smtpd_t *srv, struct smartscan *ss) { srv->smart = ss; }
 
+void smtpd_set_wrs(smtpd_t *srv, struct wrs_client *wc) { srv->wrs = wc; }
+
 void smtpd_unpause_sessions(struct smtpd *srv)
 {
     struct smtpd_session *s, *next;

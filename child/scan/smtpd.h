@@ -56,6 +56,9 @@ void smtpd_set_ers(smtpd_t *srv, struct ers *ers);
 /* Smart-protection client used while smart scan is in force (borrowed; R2). */
 struct smartscan;
 void smtpd_set_smartscan(smtpd_t *srv, struct smartscan *ss);
+struct wrs_client;
+/* The web-reputation rating service client (borrowed; NULL: block-lists only). */
+void smtpd_set_wrs(smtpd_t *srv, struct wrs_client *wc);
 struct scan_job;
 void smtpd_scan_done(struct scan_job *job, void *arg);
 

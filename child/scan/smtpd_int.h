@@ -46,6 +46,7 @@ struct smtpd {
     struct ers *ers;                /* NULL: no email reputation (unit tests) */
     unsigned paused;                /* sessions whose input waits for room in the pool */
     struct smartscan *smart;        /* smart-protection look-ups; NULL: none (unit tests) */
+    struct wrs_client *wrs;         /* web-reputation rating service; NULL: none */
     void (*done)(void *arg);
     void *done_arg;
 };

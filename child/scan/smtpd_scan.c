@@ -11,6 +11,7 @@
 #include "scan/report.h"
 #include "scan/scanpool.h"
 #include "scan/smartscan.h"
+#include "scan/wrs_client.h"
 #include "scan/smtpd_int.h"
 #include "util.h"
 
@@ -79,6 +80,10 @@ static void s_verdicts_build(const struct scan_job *j, struct verdicts *vs)
     }
     if (j->ers_on)
         s_verdict_add(vs, "ers", ers_outcome_name(j->ers.outcome), j->ers.detail);
+    if (j->wrs_on && j->wrs_skipped[0] != '\0')
+        s_verdict_add(vs, "wrs", "skipped", j->wrs_skipped);
+    if (j->wrs_on && (j->wrs.level > 0 || j->wrs_skipped[0] == '\0'))
+        s_verdict_add(vs, "wrs", j->wrs.level > 0 ? "rated" : "clean", j->wrs_detail);
     if (j->decided)
         s_verdict_add(vs, "policy", s_fate_name(j->dec.fate), j->dec.rule);
 }
@@ -213,6 +218,8 @@ void smtpd_scan_message(struct smtpd_session *s)
     j->smart = s->srv->smart != NULL && smartscan_in_force(s->srv->smart);
     j->av_enabled = settings_bool(st, SETTING_AV_ENABLED) && !j->smart;
     j->received_ms = s->received_ms;
+    j->wrs_on = settings_bool(st, SETTING_WRS_ENABLED);
+    j->wrs_remote = j->wrs_on && s->srv->wrs != NULL && wrs_client_on(s->srv->wrs);
     smtpd_ers_fill(s, j);
     j->owner = s;
     s->job = j;
@@ -345,6 +352,18 @@ struct lookup {
     struct scan_job *job;
 };
 
+static void s_lookups_next(struct smtpd *srv, struct scan_job *j);
+
+/* A job whose look-up ended while its session went away or the service stops: nothing stored
+ * yet, nothing said. true when the job was freed. */
+static bool s_lookup_orphan(struct scan_job **jp, bool cancelled)
+{
+    if (!cancelled && (*jp)->owner != NULL)
+        return false;
+    scan_job_free(jp);
+    return true;
+}
+
 /* The look-up answer, in the loop. Policy, the delivered copy and the quarantine/archive
  * files go back to a scan thread rather than run here: writing the files fsyncs, and the loop
  * never waits on a disk either. */
@@ -353,13 +372,12 @@ static void s_looked_up(const struct smartscan_result *r, void *arg)
     struct lookup *l = arg;
     struct smtpd *srv = l->srv;
     struct scan_job *j = l->job;
-    struct smtpd_session *s = j->owner;
+    struct smtpd_session *s;
 
     free(l);
-    if (r->status == SMARTSCAN_CANCELLED || s == NULL) { /* nothing stored yet, nothing said */
-        scan_job_free(&j);
+    if (s_lookup_orphan(&j, r->status == SMARTSCAN_CANCELLED))
         return;
-    }
+    s = j->owner;
     if (r->status == SMARTSCAN_FAILED) { /* R2.5: aborted, 4xx, the upstream keeps it */
         log_err("id=%s scan aborted: smart-protection server connection error (%s)", j->id,
                 r->error);
@@ -374,7 +392,48 @@ static void s_looked_up(const struct smartscan_result *r, void *arg)
     j->looked_up = true;
     if (r->status == SMARTSCAN_MALICIOUS)
         strlcpy_p(j->smart_virus, r->name, sizeof j->smart_virus);
-    scanpool_submit(srv->pool, j);
+    s_lookups_next(srv, j);
+}
+
+/* The rating service's answer (R3.2): a failure skips its ratings, never the message. */
+static void s_rated(const struct wrs_client_result *r, void *arg)
+{
+    struct lookup *l = arg;
+    struct smtpd *srv = l->srv;
+    struct scan_job *j = l->job;
+
+    free(l);
+    if (s_lookup_orphan(&j, r->status == WRS_CLIENT_CANCELLED))
+        return;
+    j->wrs_asked = true;
+    if (r->status == WRS_CLIENT_OK) {
+        j->wrs_service = r->best;
+    } else {
+        snprintf(j->wrs_skipped, sizeof j->wrs_skipped, "rating service: %.200s", r->error);
+        log_warn("id=%s web reputation skipped: %s", j->id, j->wrs_skipped);
+    }
+    s_lookups_next(srv, j);
+}
+
+/* After the first pass: the smart look-up, then the rating service, then a thread decides. */
+static void s_lookups_next(struct smtpd *srv, struct scan_job *j)
+{
+    struct lookup *l;
+
+    if (j->smart && !j->looked_up && srv->smart != NULL) {
+        l = xcalloc(1, sizeof *l);
+        l->srv = srv;
+        l->job = j;
+        smartscan_lookup(srv->smart, (const unsigned char(*)[32])j->digests, j->ndigests,
+                         s_looked_up, l);
+    } else if (j->wrs_remote && !j->wrs_asked && srv->wrs != NULL) {
+        l = xcalloc(1, sizeof *l);
+        l->srv = srv;
+        l->job = j;
+        wrs_client_rate(srv->wrs, j->mime->urls, j->mime->nurls, s_rated, l);
+    } else {
+        scanpool_submit(srv->pool, j);
+    }
 }
 
 void smtpd_scan_done(struct scan_job *j, void *arg)
@@ -382,12 +441,9 @@ void smtpd_scan_done(struct scan_job *j, void *arg)
     struct smtpd *srv = arg;
     struct smtpd_session *s = j->owner;
 
-    if (s != NULL && j->smart && !j->looked_up && srv->smart != NULL) {
-        struct lookup *l = xcalloc(1, sizeof *l);
-        l->srv = srv;
-        l->job = j;
-        smartscan_lookup(srv->smart, (const unsigned char(*)[32])j->digests, j->ndigests,
-                         s_looked_up, l);
+    if (s != NULL && j->parsed && !j->decided && j->error[0] == '\0' &&
+        ((j->smart && !j->looked_up) || (j->wrs_remote && !j->wrs_asked))) {
+        s_lookups_next(srv, j);
     } else if (s == NULL) { /* the session went away: nothing was acknowledged */
         for (size_t i = 0; i < j->nfiles; i++)
             store_remove(&j->files[i]);

@@ -7,10 +7,12 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "portcullis.pb-c.h"
 #include "settings.h"
+#include "wire.h"
 
 #define ADMIN_NOTIFY_CONFIG "portcullis_config" /* LISTEN channel: a new config version */
 #define ADMIN_TOKEN_TTL_HOURS 24
@@ -81,7 +83,31 @@ int admin_policy_move(PGconn *c, const char *name, unsigned position, uint64_t *
 int admin_policy_set_enabled(PGconn *c, const char *name, bool enabled, uint64_t *version,
                              char *err, size_t errlen);
 
-/* The parent's snapshot: adds every rule (in order) and area to snap, owned by snap until
+/* --- web reputation (R3.2) ------------------------------------------------------------------ */
+#define ADMIN_WRS_ENTRIES_MAX WIRE_WRS_MAX /* entries kept and pushed to the children */
+#define ADMIN_WRS_LIST_DEFAULT 20          /* entries `wrs list` shows */
+
+struct admin_wrs_entry {
+    const char *kind;                      /* "domain" or "url" */
+    const char *pattern;
+    unsigned level;                        /* 1..100 */
+    const char *category;
+};
+/* Stores entries (checked by the caller) in one transaction: merged into the set (an entry
+ * already there takes the new level and category) or, with replace, instead of it. Refused
+ * past ADMIN_WRS_ENTRIES_MAX in all. Makes a new configuration version; total = entries now. */
+int admin_wrs_import(PGconn *c, const struct admin_wrs_entry *e, size_t n, bool replace,
+                     uint64_t *version, size_t *total, char *err, size_t errlen);
+/* {"count": N, "entries": [{kind, pattern, level, category}…]} (the first limit, by kind and
+ * pattern). */
+json_t *admin_wrs_list(PGconn *c, size_t limit, char *err, size_t errlen);
+/* The entries of the parent's snapshot (ConfigSnapshot.wrs), owned by snap until
+ * admin_wrs_snapshot_clear() (which admin_snapshot_clear() calls). */
+int admin_wrs_snapshot_fill(PGconn *c, Portcullis__ConfigSnapshot *snap, char *err,
+                            size_t errlen);
+void admin_wrs_snapshot_clear(Portcullis__ConfigSnapshot *snap);
+
+/* The parent's snapshot: adds every rule (in order), area and web-reputation entry to snap, owned by snap until
  * admin_snapshot_clear(). Read in one transaction; a version made after the settings were
  * read can show here early, never late, so the next version check sends it again whole. */
 int admin_snapshot_fill(PGconn *c, Portcullis__ConfigSnapshot *snap, char *err, size_t errlen);

@@ -632,6 +632,10 @@ int admin_snapshot_fill(PGconn *c, Portcullis__ConfigSnapshot *snap, char *err, 
     snap->n_rules = ps.nrules;
     snap->areas = ps.areas;
     snap->n_areas = ps.nareas;
+    if (admin_wrs_snapshot_fill(c, snap, err, errlen) != 0) {
+        admin_snapshot_clear(snap);
+        return -1;
+    }
     return 0;
 }
 
@@ -645,4 +649,5 @@ void admin_snapshot_clear(Portcullis__ConfigSnapshot *snap)
     snap->n_rules = 0;
     snap->areas = NULL;
     snap->n_areas = 0;
+    admin_wrs_snapshot_clear(snap);
 }

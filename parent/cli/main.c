@@ -12,6 +12,7 @@
 #include "cli/cli_log.h"
 #include "cli/cmd_policy.h"
 #include "cli/cmd_sps.h"
+#include "cli/cmd_wrs.h"
 #include "cli/cmd_mta.h"
 #include "db/db.h"
 #include "keys.h"
@@ -48,6 +49,7 @@ static void s_usage(FILE *f)
         "  T: ISO-8601 (2026-11-23T19:00:00Z) or a time ago (45s, 30m, 1h, 2d, 1w)\n");
     cmd_policy_usage(f);
     cmd_sps_usage(f);
+    cmd_wrs_usage(f);
     cmd_mta_usage(f);
     fprintf(f,
         "configuration: -c FILE, or $" PARENT_CONF_ENV ", or " PARENT_CONF_DEFAULT "\n");
@@ -278,6 +280,8 @@ int main(int argc, char **argv)
         rc = cmd_policy_areas(c.db, c.json, argc - 1, argv + 1);
     else if (strcmp(argv[0], "sps") == 0)
         rc = cmd_sps(c.db, c.json, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "wrs") == 0)
+        rc = cmd_wrs(c.db, c.json, argc - 1, argv + 1);
     else if (strcmp(argv[0], "mta") == 0)
         rc = cmd_mta(c.db, argc - 1, argv + 1, c.json);
     else {

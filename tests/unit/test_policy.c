@@ -126,7 +126,9 @@ static policy_t *s_compile_ok(struct cfg *c)
 
 /* --- facts ------------------------------------------------------------------------------------ */
 
-enum facts_id { F_CLEAN, F_VIRUS, F_EXE, F_EXC, F_NULLSENDER, F_DECLARED, F_ERS, F__COUNT };
+enum facts_id {
+    F_CLEAN, F_VIRUS, F_EXE, F_EXC, F_NULLSENDER, F_DECLARED, F_ERS, F_WRS, F_WRS_LOW, F__COUNT
+};
 
 static const char *const s_rcpts[] = { "bob@dest.example", "carol@Other.Example" };
 static const struct policy_header s_headers[] = {
@@ -159,6 +161,8 @@ static struct policy_facts s_facts(enum facts_id id)
     case F_NULLSENDER: f.sender = ""; break;
     case F_DECLARED: f.parts = &s_png; break;
     case F_ERS: f.ers_listings = s_listings; f.ners_listings = 2; break;
+    case F_WRS: f.wrs_level = 80; f.wrs_category = "phishing"; break;
+    case F_WRS_LOW: f.wrs_level = 10; f.wrs_category = "ads"; break;
     default: break;
     }
     return f;
@@ -219,6 +223,13 @@ static const struct ccase s_conds[] = {
     { "ers_listed=Exploit", F_ERS, true },                 /* caseless */
     { "ers_listed=policy", F_ERS, false },
     { "ers_listed=spam", F_CLEAN, false },
+    { "web_reputation=70", F_WRS, true },
+    { "web_reputation=80", F_WRS, true },                  /* at least the value */
+    { "web_reputation=81", F_WRS, false },
+    { "web_reputation=", F_WRS, true },                    /* default 50 */
+    { "web_reputation=", F_WRS_LOW, false },
+    { "web_reputation=10", F_WRS_LOW, true },
+    { "web_reputation=1", F_CLEAN, false },                /* no rating, or skipped */
 };
 
 static void test_conditions_table(void **state)
@@ -454,6 +465,14 @@ static const struct rcase s_refusals[] = {
       { "unknown scan exception \"av_bogus\"" } },
     { { .name = "x", .conds = { "ers_listed=spam list" }, .acts = { "delete" } },
       { "\"spam list\" is not a listing name" } },
+    { { .name = "w", .conds = { "web_reputation=0" }, .acts = { "delete" } },
+      { "condition 1 (web_reputation): \"0\" is not a level" } },
+    { { .name = "w", .conds = { "web_reputation=101" }, .acts = { "delete" } },
+      { "\"101\" is not a level" } },
+    { { .name = "w", .conds = { "web_reputation=5x" }, .acts = { "delete" } },
+      { "\"5x\" is not a level" } },
+    { { .name = "w", .conds = { "web_reputation=99999999999999999999" }, .acts = { "delete" } },
+      { "is not a level" } },
     { { .name = "t", .acts = { "deliver", "delete" } },
       { "action 2 (delete): the rule already decides the message with action 1 (deliver)" } },
     { { .name = "t", .acts = { "deliver=now" } }, { "action 1 (deliver): takes no argument" } },

@@ -1,0 +1,138 @@
+/* admin_wrs: the web-reputation block-lists (R3.2) in the wrs_entries table: imports (merge
+ * or replace, one transaction with a new configuration version and its NOTIFY, like
+ * admin_settings_set), the listing, and the entries of the parent's snapshot. */
+#include "admin/admin.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db.h"
+#include "util.h"
+
+int admin_wrs_import(PGconn *c, const struct admin_wrs_entry *e, size_t n, bool replace,
+                     uint64_t *version, size_t *total, char *err, size_t errlen)
+{
+    char reason[96], level[16];
+    const char *pr[] = { reason };
+    PGresult *r;
+
+    if (n > ADMIN_WRS_ENTRIES_MAX) {
+        snprintf(err, errlen, "%zu entries; the web-reputation lists hold at most %d", n,
+                 ADMIN_WRS_ENTRIES_MAX);
+        return -1;
+    }
+    snprintf(reason, sizeof reason, "wrs import %zu entries%s", n, replace ? " (replace)" : "");
+    if (db_begin(c, err, errlen) != 0)
+        return -1;
+    if (replace && db_exec(c, "DELETE FROM wrs_entries", 0, NULL, err, errlen) != 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        const char *p[] = { e[i].kind, e[i].pattern, level, e[i].category };
+        snprintf(level, sizeof level, "%u", e[i].level);
+        if (db_exec(c, "INSERT INTO wrs_entries (kind, pattern, level, category) "
+                       "VALUES ($1, $2, $3::int, $4) ON CONFLICT (kind, pattern) DO UPDATE "
+                       "SET level = EXCLUDED.level, category = EXCLUDED.category", 4, p, err,
+                    errlen) != 0)
+            goto fail;
+    }
+    if ((r = db_query(c, "SELECT count(*) FROM wrs_entries", 0, NULL, err, errlen)) == NULL)
+        goto fail;
+    *total = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (*total > ADMIN_WRS_ENTRIES_MAX) {
+        snprintf(err, errlen, "the lists would hold %zu entries, at most %d: nothing imported "
+                 "(use --replace, or remove entries first)", *total, ADMIN_WRS_ENTRIES_MAX);
+        goto fail;
+    }
+    r = db_query(c, "INSERT INTO config_versions (reason) VALUES ($1) RETURNING version", 1, pr,
+                 err, errlen);
+    if (r == NULL)
+        goto fail;
+    *version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    /* Delivered at commit, so the parent never sees a version before its entries. */
+    if (db_exec(c, "SELECT pg_notify('" ADMIN_NOTIFY_CONFIG "', $1)", 1, pr, err, errlen) != 0 ||
+        db_commit(c, err, errlen) != 0)
+        goto fail;
+    return 0;
+fail:
+    db_rollback(c);
+    return -1;
+}
+
+json_t *admin_wrs_list(PGconn *c, size_t limit, char *err, size_t errlen)
+{
+    char lim[24];
+    const char *p[] = { lim };
+    PGresult *r;
+    json_t *out, *arr;
+
+    snprintf(lim, sizeof lim, "%zu", limit);
+    if ((r = db_query(c, "SELECT count(*) FROM wrs_entries", 0, NULL, err, errlen)) == NULL)
+        return NULL;
+    out = json_object();
+    json_object_set_new(out, "count", json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
+    PQclear(r);
+    r = db_query(c, "SELECT kind, pattern, level, category FROM wrs_entries ORDER BY kind, "
+                    "pattern LIMIT $1::int", 1, p, err, errlen);
+    if (r == NULL) {
+        json_decref(out);
+        return NULL;
+    }
+    arr = json_array();
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "kind", json_string(PQgetvalue(r, i, 0)));
+        json_object_set_new(o, "pattern", json_string(PQgetvalue(r, i, 1)));
+        json_object_set_new(o, "level", json_integer(strtoll(PQgetvalue(r, i, 2), NULL, 10)));
+        json_object_set_new(o, "category", json_string(PQgetvalue(r, i, 3)));
+        json_array_append_new(arr, o);
+    }
+    PQclear(r);
+    json_object_set_new(out, "entries", arr);
+    return out;
+}
+
+int admin_wrs_snapshot_fill(PGconn *c, Portcullis__ConfigSnapshot *snap, char *err,
+                            size_t errlen)
+{
+    char lim[24];
+    const char *p[] = { lim };
+    PGresult *r;
+    int n;
+
+    snprintf(lim, sizeof lim, "%d", ADMIN_WRS_ENTRIES_MAX); /* imports keep to it */
+    r = db_query(c, "SELECT kind, pattern, level, category FROM wrs_entries ORDER BY kind, "
+                    "pattern LIMIT $1::int", 1, p, err, errlen);
+    if (r == NULL)
+        return -1;
+    n = PQntuples(r);
+    snap->wrs = n > 0 ? xcalloc((size_t)n, sizeof *snap->wrs) : NULL;
+    for (int i = 0; i < n; i++) {
+        Portcullis__WrsEntry *w = xcalloc(1, sizeof *w);
+        portcullis__wrs_entry__init(w);
+        w->kind = xstrdup(PQgetvalue(r, i, 0));
+        w->pattern = xstrdup(PQgetvalue(r, i, 1));
+        w->level = (uint32_t)strtoul(PQgetvalue(r, i, 2), NULL, 10);
+        w->category = xstrdup(PQgetvalue(r, i, 3));
+        snap->wrs[i] = w;
+    }
+    snap->n_wrs = (size_t)n;
+    PQclear(r);
+    return 0;
+}
+
+void admin_wrs_snapshot_clear(Portcullis__ConfigSnapshot *snap)
+{
+    for (size_t i = 0; i < snap->n_wrs; i++) {
+        free(snap->wrs[i]->kind);
+        free(snap->wrs[i]->pattern);
+        free(snap->wrs[i]->category);
+        free(snap->wrs[i]);
+    }
+    free(snap->wrs);
+    snap->wrs = NULL;
+    snap->n_wrs = 0;
+}
