@@ -50,7 +50,7 @@ from harness import (LOOPBACK, Cluster, Parent, PostgresServer, Proc, free_port,
 from scanning import scan_dirs, set_setting, wait_signatures_loaded  # noqa: E402
 
 
-class SinkStub:
+class SmtpSinkDownstream:
     """Stands in for the downstream Postfix: the child's downstream is smtp-sink."""
 
     def __init__(self, port):
@@ -106,7 +106,7 @@ def main():
             return dirs
         cluster = Cluster(base, pg, n_children=0, upstream=False, child_conf=conf)
         pg.reset_database()
-        cluster.downstream = SinkStub(sink_port)
+        cluster.downstream = SmtpSinkDownstream(sink_port)
         cluster.parent = Parent(cluster.base, pg.dsn).start()
         t0 = time.monotonic()
         child = cluster.add_child("child1")
