@@ -89,6 +89,40 @@
       "seconds", "upstream Postfix: how long a message is retried before it bounces (R4.1)")    \
     X(MTA_BOUNCE_QUEUE_LIFETIME, "mta", "bounce_queue_lifetime", INT, "0", 0, 8640000,          \
       "seconds", "upstream Postfix: lifetime of bounces (null sender); 0 = not retried (R4.1)") \
+    X(MTA_APPLY, "mta", "apply", BOOL, "false", 0, 0, "",                                       \
+      "children apply the mta.* retry settings to their upstream Postfix (R4.3); off: left alone") \
+    X(MTA_POSTCONF_COMMAND, "mta", "postconf_command", STRING, "postconf -e", 1, 1024,          \
+      "characters", "command a child runs with NAME=VALUE arguments to set Postfix parameters (R4.3)") \
+    X(MTA_RELOAD_COMMAND, "mta", "reload_command", STRING, "postfix reload", 1, 1024,           \
+      "characters", "command a child runs after changing Postfix parameters (R4.3)")            \
+    X(SUPERVISE_CHECK_INTERVAL_S, "supervise", "check_interval_s", INT, "60", 1, 3600, "seconds", \
+      "how often the manager checks the scan service (besides SIGCHLD) (R1.5)")                 \
+    X(SUPERVISE_FLUSH_COMMAND, "supervise", "flush_command", STRING, "postqueue -f", 0, 1024,   \
+      "characters", "command that flushes the upstream MTA's queue after every scan service start; empty: none (R1.5)") \
+    X(QUARANTINE_QUOTA_MB, "quarantine", "quota_mb", INT, "51200", 1, 102400, "MB",              \
+      "disk quota of each child's quarantine directory; under 1024 is flagged (R5.7, R5.13)")    \
+    X(ARCHIVE_QUOTA_MB, "archive", "quota_mb", INT, "10240", 1, 102400, "MB",                    \
+      "disk quota of each child's archive directory; under 1024 is flagged (R5.7, R5.13)")       \
+    X(QUOTA_LOW_WATER_PERCENT, "quota", "low_water_percent", INT, "80", 1, 99, "percent",       \
+      "a purge over quota deletes oldest-first down to this share of the quota (R5.8)")          \
+    X(QUOTA_CHECK_INTERVAL_S, "quota", "check_interval_s", INT, "21600", 10, 604800, "seconds",  \
+      "how often the manager checks both directories against their quotas (R5.8)")              \
+    X(QUOTA_VERIFY_INTERVAL_S, "quota", "verify_interval_s", INT, "86400", 60, 2592000, "seconds", \
+      "how often a background walk verifies the usage counters and corrects drift (R5.9)")       \
+    X(RETENTION_PURGE_TIME, "retention", "purge_time", STRING, "02:00", 5, 5, "HH:MM",           \
+      "local time of the daily retention purge (R5.5)")                                          \
+    X(RECONCILE_INTERVAL_S, "reconcile", "interval_s", INT, "86400", 60, 2592000, "seconds",     \
+      "how often each child's stored files are reconciled with the parent's index (R5.3)")       \
+    X(CLUSTER_COMMAND_TIMEOUT_S, "cluster", "command_timeout_s", INT, "30", 1, 3600, "seconds",  \
+      "how long the parent waits for a child's answer to a command (R7.4)")                      \
+    X(SPAM_ENABLED, "spam", "enabled", BOOL, "true", 0, 0, "",                                  \
+      "compute each message's spam score from the anti-spam rules (R5.1)")                       \
+    X(NOTIFY_ADMIN_ADDRESS, "notify", "admin_address", STRING, "", 0, 320, "characters",         \
+      "administrator's e-mail address for notifications; empty: events and log lines only")     \
+    X(NOTIFY_SMTP_URL, "notify", "smtp_url", STRING, "smtp://127.0.0.1:25", 1, 2048, "characters", \
+      "mail server the parent sends notifications through (smtp:// or smtps://)")               \
+    X(NOTIFY_FROM, "notify", "from", STRING, "portcullis@localhost", 3, 320, "characters",       \
+      "sender address of notification mail")                                                    \
     X(CLUSTER_HEALTH_INTERVAL_S, "cluster", "health_interval_s", INT, "10", 1, 3600, "seconds",  \
       "how often each child reports health (R7.2)")
 

@@ -23,7 +23,8 @@ static int s_check(const envelope_t *e)
         /* Rules and areas are bounded here too, so an oversize snapshot is refused with an
          * answer (ConfigApplied ok=false from the compile) rather than dropped silently. */
         if (e->config->n_settings > WIRE_SETTINGS_MAX || e->config->n_rules > WIRE_RULES_MAX ||
-            e->config->n_areas > WIRE_AREAS_MAX || e->config->n_wrs > WIRE_WRS_MAX)
+            e->config->n_areas > WIRE_AREAS_MAX || e->config->n_wrs > WIRE_WRS_MAX ||
+            e->config->n_spam_rules > WIRE_SPAM_RULES_MAX || e->config->n_updates > WIRE_UPDATES_MAX)
             return -1;
         for (size_t i = 0; i < e->config->n_settings; i++) {
             const Portcullis__Setting *s = e->config->settings[i];
@@ -37,7 +38,8 @@ static int s_check(const envelope_t *e)
             return -1;
         return 0;
     case PORTCULLIS__ENVELOPE__BODY_HEALTH:
-        return e->health->n_patterns > WIRE_PATTERNS_MAX ? -1 : 0;
+        return e->health->n_patterns > WIRE_PATTERNS_MAX || e->health->n_stores > WIRE_STORES_MAX
+                   ? -1 : 0;
     case PORTCULLIS__ENVELOPE__BODY_ENROLL_REQUEST:
         return s_text_ok(e->enroll_request->name) && s_text_ok(e->enroll_request->token) ? 0 : -1;
     case PORTCULLIS__ENVELOPE__BODY__NOT_SET:

@@ -20,6 +20,9 @@ typedef Portcullis__Envelope envelope_t;
 #define WIRE_WRS_MAX 10000              /* web-reputation entries in one snapshot: with
                                          * WIRE_WRS_BYTES_MAX it keeps a snapshot under
                                          * WIRE_MSG_MAX beside the rules */
+#define WIRE_SPAM_RULES_MAX 1000        /* anti-spam rules in one snapshot */
+#define WIRE_UPDATES_MAX 8              /* component updates in one snapshot */
+#define WIRE_STORES_MAX 4               /* store usage entries in Health */
 #define WIRE_WRS_PATTERN_MAX 255        /* bytes of one web-reputation URL or domain */
 #define WIRE_WRS_CATEGORY_MAX 63        /* bytes of one web-reputation category */
 

@@ -25,6 +25,7 @@
 #include "link.h"
 #include "log.h"
 #include "manager/config_cache.h"
+#include "manager/mreport.h"
 #include "manager/report_ship.h"
 #include "manager/scan_proc.h"
 #include "policy.h"
@@ -73,8 +74,10 @@ struct manager {
     int last_enrol_status;           /* to log a pending/refused answer once, not every 5 s */
 
     struct scan_proc scan;
-    char spool_dir[4096], quarantine_dir[4096], archive_dir[4096];
+    char spool_dir[4096], mspool_dir[4096], quarantine_dir[4096], archive_dir[4096];
     report_ship_t *ship;             /* reports from the spool to the parent (R7.3) */
+    mreport_t *mrep;                 /* the manager's own events and removals (R1.6) */
+    report_ship_t *mship;            /* … shipped from state_dir/mspool */
     uint64_t started_ms;
     uint64_t rate_at[MANAGER_RATE_WINDOW], rate_count[MANAGER_RATE_WINDOW];
     unsigned rate_head;
@@ -173,6 +176,7 @@ static void s_link_lost(struct manager *m, const char *why)
     log_warn("link down: %s; reconnecting in %u ms", why, m->backoff_ms);
     link_close(&m->sock);
     report_ship_reset(m->ship);
+    report_ship_reset(m->mship);
     m->state = LINK_BACKOFF;
     m->state_until_ms = now_ms() + m->backoff_ms;
     m->backoff_ms = m->backoff_ms * 2 > LINK_RECONNECT_MAX_MS ? LINK_RECONNECT_MAX_MS
@@ -408,7 +412,13 @@ static void s_send_health(struct manager *m)
     h.messages_per_minute = s_per_minute(m);
     h.scan_restarts = m->scan.restarts;
     h.uptime_s = (now_ms() - m->started_ms) / 1000;
-    report_ship_depth(m->ship, &h.spool_records, &h.spool_bytes);
+    {
+        uint64_t records, bytes;
+        report_ship_depth(m->ship, &h.spool_records, &h.spool_bytes);
+        report_ship_depth(m->mship, &records, &bytes);
+        h.spool_records += records;
+        h.spool_bytes += bytes;
+    }
     env.body_case = PORTCULLIS__ENVELOPE__BODY_HEALTH;
     env.health = &h;
     s_send(m, &env);
@@ -446,6 +456,7 @@ static void s_parent_input(struct manager *m)
             m->backoff_ms = LINK_RECONNECT_MIN_MS;
             m->next_health_ms = now_ms();
             report_ship_reset(m->ship);
+            report_ship_reset(m->mship);
             log_info("link up with parent %s", conf_get(m->conf, "parent_cluster"));
             s_send_method_changed(m);
         }
@@ -456,7 +467,11 @@ static void s_parent_input(struct manager *m)
         case PORTCULLIS__ENVELOPE__BODY_HEARTBEAT:
             break;
         case PORTCULLIS__ENVELOPE__BODY_REPORT_ACK:
-            report_ship_ack(m->ship, env->report_ack);
+            if (env->report_ack->spool_epoch != NULL &&
+                strcmp(env->report_ack->spool_epoch, report_ship_epoch(m->mship)) == 0)
+                report_ship_ack(m->mship, env->report_ack);
+            else
+                report_ship_ack(m->ship, env->report_ack);
             break;
         default:
             log_warn("parent sent an unexpected %s; ignored", wire_body_name(env));
@@ -489,6 +504,7 @@ static void s_timers(struct manager *m)
             s_send_hello(m);
         } else if (m->state == LINK_UP) {
             report_ship_tick(m->ship);
+            report_ship_tick(m->mship);
             if (now >= m->next_health_ms) {
                 s_send_health(m);
                 m->next_health_ms = now + 1000u * (uint64_t)settings_int(m->settings,
@@ -554,6 +570,10 @@ static int s_setup(struct manager *m, const char *path)
     m->ship = report_ship_new(m->spool_dir, s_ship_send, m, err, sizeof err);
     if (m->ship == NULL)
         fatal("report spool: %s", err);
+    snprintf(m->mspool_dir, sizeof m->mspool_dir, "%s/mspool", state_dir);
+    if ((m->mrep = mreport_open(m->mspool_dir, err, sizeof err)) == NULL ||
+        (m->mship = report_ship_new(m->mspool_dir, s_ship_send, m, err, sizeof err)) == NULL)
+        fatal("manager report spool: %s", err);
     m->settings = config_cache_load(m->config_path, err, sizeof err);
     if (m->settings == NULL) {
         if (err[0] != '\0')
@@ -659,6 +679,8 @@ int manager_main(const char *conf_path)
     scan_proc_stop(&m.scan);
     link_close(&m.sock);
     report_ship_destroy(&m.ship);
+    report_ship_destroy(&m.mship);
+    mreport_close(&m.mrep);
     zmq_ctx_term(m.ctx);
     settings_free(&m.settings);
     wire_free(&m.method_changed);

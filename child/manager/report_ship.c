@@ -101,6 +101,11 @@ void report_ship_ack(report_ship_t *s, const Portcullis__ReportAck *a)
         report_ship_tick(s); /* an ack means the link is up: keep the spool draining */
 }
 
+const char *report_ship_epoch(const report_ship_t *s)
+{
+    return s != NULL ? spool_reader_epoch(s->rd) : "";
+}
+
 uint64_t report_ship_next_seq(const report_ship_t *s) { return s != NULL ? s->acked + 1 : 0; }
 
 void report_ship_depth(report_ship_t *s, uint64_t *records, uint64_t *bytes)

@@ -27,6 +27,8 @@ void report_ship_reset(report_ship_t *s);
 void report_ship_tick(report_ship_t *s);
 /* The parent committed every record up to a->up_to_seq: trims, then sends what follows. */
 void report_ship_ack(report_ship_t *s, const Portcullis__ReportAck *a);
+/* The spool's epoch: acknowledgements name it (the manager has two spools). */
+const char *report_ship_epoch(const report_ship_t *s);
 /* Hello.next_report_seq: the first record not known to be acknowledged. */
 uint64_t report_ship_next_seq(const report_ship_t *s);
 /* Untrimmed records and bytes in the spool (Health). */
