@@ -50,6 +50,7 @@ static const struct conf_key s_conf_keys[] = {
     { "hostname", "", "name in the SMTP greeting; empty: the system host name" },
     { "log_level", "info", "error, warning, info or debug" },
     { "signature_dir", "/var/lib/portcullis/signatures", "ClamAV signature files (watched: hot reload)" },
+    { "light_signature_dir", "", "smart scan's local light pattern (ClamAV files, watched); empty: state_dir/light" },
     { "quarantine_dir", "", "quarantined message files; empty: state_dir/quarantine" },
     { "archive_dir", "", "archived message files; empty: state_dir/archive" },
     { "dns_server", "", "DNS server IP[:PORT] for email reputation; empty: /etc/resolv.conf" },
