@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "ers_zones.h"
+#include "mailaddr.h"
 #include "util.h"
 
 /* Strings with a format of their own: checked after the length. 0 ok, -1 with err filled. */
@@ -24,8 +25,36 @@ static int s_check_ers_zones(const char *value, char *err, size_t errlen)
     return -1;
 }
 
+static int s_check_addresses(const char *value, char *err, size_t errlen)
+{
+    char addrs[MAILADDR_LIST_MAX][MAILADDR_MAX + 1];
+    size_t n;
+
+    return mailaddr_list_split(value, addrs, MAILADDR_LIST_MAX, &n, err, errlen);
+}
+
+static int s_check_address(const char *value, char *err, size_t errlen)
+{
+    if (mailaddr_valid(value, strlen(value)))
+        return 0;
+    snprintf(err, errlen, "a plain address (local@domain) is required");
+    return -1;
+}
+
+static int s_check_smtp_url(const char *value, char *err, size_t errlen)
+{
+    if ((strncmp(value, "smtp://", 7) == 0 && value[7] != '\0') ||
+        (strncmp(value, "smtps://", 8) == 0 && value[8] != '\0'))
+        return 0;
+    snprintf(err, errlen, "smtp://HOST[:PORT] or smtps://HOST[:PORT] is required");
+    return -1;
+}
+
 static setting_check_fn *const s_checks[SETTING__COUNT] = {
     [SETTING_ERS_ZONES] = s_check_ers_zones,
+    [SETTING_NOTIFY_ADMIN_ADDRESS] = s_check_addresses,
+    [SETTING_NOTIFY_FROM] = s_check_address,
+    [SETTING_NOTIFY_SMTP_URL] = s_check_smtp_url,
 };
 
 static const struct setting_def s_defs[SETTING__COUNT] = {

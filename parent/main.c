@@ -13,6 +13,7 @@
 #include "log.h"
 #include "parent_conf.h"
 #include "sps/sps.h"
+#include "sched/notify.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -80,6 +81,7 @@ int main(int argc, char **argv)
     PGconn *db;
     cluster_t *cluster;
     sps_t *sps = NULL;
+    notifier_t *notifier = NULL;
     int opt, sps_only = 0;
     static const struct option longopts[] = {
         { "sps-only", no_argument, NULL, 'S' },
@@ -137,10 +139,15 @@ int main(int argc, char **argv)
             fatal("%s", err);
     }
 
+    notifier = notifier_start(conf_get(conf, "db"), err, sizeof err);
+    if (notifier == NULL)
+        fatal("%s", err);
+
     log_info("parent ready cluster=%s enrol=%s public_key=%s version=%s", copt.cluster_endpoint,
              copt.enrol_endpoint, kp.public_z85, PORTCULLIS_VERSION);
     cluster_run(cluster, &s_stop);
     log_info("parent stopping");
+    notifier_stop(&notifier);
     sps_free(&sps);
     cluster_free(&cluster);
     sodium_memzero(kp.secret_z85, sizeof kp.secret_z85);

@@ -14,6 +14,7 @@
 #include "cli/cmd_sps.h"
 #include "cli/cmd_wrs.h"
 #include "cli/cmd_mta.h"
+#include "cli/cmd_notify.h"
 #include "db/db.h"
 #include "keys.h"
 #include "log.h"
@@ -51,6 +52,7 @@ static void s_usage(FILE *f)
     cmd_sps_usage(f);
     cmd_wrs_usage(f);
     cmd_mta_usage(f);
+    cmd_notify_usage(f);
     fprintf(f,
         "configuration: -c FILE, or $" PARENT_CONF_ENV ", or " PARENT_CONF_DEFAULT "\n");
 }
@@ -284,6 +286,8 @@ int main(int argc, char **argv)
         rc = cmd_wrs(c.db, c.json, argc - 1, argv + 1);
     else if (strcmp(argv[0], "mta") == 0)
         rc = cmd_mta(c.db, argc - 1, argv + 1, c.json);
+    else if (strcmp(argv[0], "notify") == 0)
+        rc = cmd_notify(c.db, c.json, argc - 1, argv + 1);
     else {
         s_usage(stderr);
         rc = EXIT_USAGE;

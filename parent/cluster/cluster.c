@@ -162,15 +162,16 @@ static void s_peer_up(cluster_t *c, struct peer *pe)
 
 static void s_peer_down(cluster_t *c, struct peer *pe, uint64_t silent_ms)
 {
-    char idtxt[32], msg[256];
+    char idtxt[32], msg[256], subject[160];
 
     pe->up = false;
     log_warn("child down name=%s address=%s silent_ms=%" PRIu64, pe->name, pe->address, silent_ms);
     s_peer_db(c, pe, "UPDATE children SET connected = false WHERE id = $1::bigint", NULL);
     snprintf(idtxt, sizeof idtxt, "%" PRId64, pe->id);
     snprintf(msg, sizeof msg, "child %s down: no contact for %" PRIu64 " ms", pe->name, silent_ms);
+    snprintf(subject, sizeof subject, "Portcullis: child %s is down", pe->name);
     if (s_db_ok(c))
-        db_event(c->db, "cluster", "warning", idtxt, msg);
+        db_event_notify(c->db, "cluster", "warning", idtxt, msg, subject);
 }
 
 /* --- configuration snapshots -------------------------------------------------------------- */
@@ -451,7 +452,7 @@ static void s_method_changed(cluster_t *c, struct peer *pe,
                              const Portcullis__ScanMethodChanged *mc)
 {
     bool smart = mc->method != NULL && strcmp(mc->method, "smart") == 0;
-    char msg[512], err[512], idtxt[32];
+    char msg[512], err[512], idtxt[32], subject[160];
     uint64_t version = 0;
 
     if (!s_db_ok(c)) {
@@ -479,7 +480,9 @@ static void s_method_changed(cluster_t *c, struct peer *pe,
         log_info("smart_scan.enabled=%s recorded version=%" PRIu64, smart ? "true" : "false",
                  version);
     snprintf(idtxt, sizeof idtxt, "%" PRId64, pe->id);
-    db_event(c->db, "system", "warning", idtxt, msg);
+    snprintf(subject, sizeof subject, "Portcullis: child %s switched to %s scan", pe->name,
+             smart ? "smart" : "conventional");
+    db_event_notify(c->db, "system", "warning", idtxt, msg, subject); /* R2.4: event + mail */
     if (s_snapshot_refresh(c))
         s_push_config_all(c);
 }

@@ -197,6 +197,10 @@ static json_t *s_event_row(uint64_t seq, const Portcullis__SystemEvent *e)
                                                                             : json_string("system"));
     json_object_set_new(o, "severity", json_string(sev));
     json_object_set_new(o, "message", s_text(e->message));
+    if (e->notify) /* subject null: no mail */
+        json_object_set_new(o, "subject", e->subject != NULL && *e->subject
+                                              ? s_text(e->subject)
+                                              : json_string("Portcullis system event"));
     return o;
 }
 
@@ -231,13 +235,20 @@ static const char s_sql_stored[] =
     " subject text, verdicts jsonb, rule text, msg_id text) "
     "ON CONFLICT DO NOTHING";
 
+/* An event the child flagged notify also queues a mail to the administrator — only when the
+ * event row is new (a batch sent again inserts nothing, so mails nothing twice). */
 static const char s_sql_events[] =
-    "INSERT INTO events (at, category, severity, child_id, message, spool_epoch, seq) "
-    "SELECT 'epoch'::timestamptz + r.at_ms * interval '1 millisecond', r.category, r.severity,"
-    " $1::bigint, r.message, $2, r.seq "
-    "FROM jsonb_to_recordset($3::jsonb) AS r(seq bigint, at_ms bigint, category text,"
-    " severity text, message text) "
-    "ON CONFLICT DO NOTHING";
+    "WITH ev AS (INSERT INTO events (at, category, severity, child_id, message, spool_epoch, seq) "
+    " SELECT 'epoch'::timestamptz + r.at_ms * interval '1 millisecond', r.category, r.severity,"
+    "  $1::bigint, r.message, $2, r.seq "
+    " FROM jsonb_to_recordset($3::jsonb) AS r(seq bigint, at_ms bigint, category text,"
+    "  severity text, message text) "
+    " ON CONFLICT DO NOTHING RETURNING id, seq, message), "
+    "n AS (INSERT INTO notifications (event_id, child_id, subject, body) "
+    " SELECT ev.id, $1::bigint, left(r.subject, 200), left(ev.message, 65536) "
+    " FROM ev JOIN jsonb_to_recordset($3::jsonb) AS r(seq bigint, subject text) USING (seq) "
+    " WHERE r.subject IS NOT NULL RETURNING id) "
+    "SELECT pg_notify('portcullis_notify', '') WHERE EXISTS (SELECT 1 FROM n)";
 
 /* Makes sure the day partitions of the batch's tracking rows exist (outside the batch's
  * transaction: a partition is made once a day and stays). */

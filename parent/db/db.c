@@ -98,6 +98,24 @@ int db_event(PGconn *c, const char *category, const char *severity, const char *
     return 0;
 }
 
+int db_event_notify(PGconn *c, const char *category, const char *severity, const char *child_id,
+                    const char *message, const char *subject)
+{
+    const char *p[] = { category, severity, child_id, message, subject };
+    char err[512];
+
+    if (db_exec(c, "WITH ev AS (INSERT INTO events (category, severity, child_id, message) "
+                   "  VALUES ($1, $2, $3::bigint, $4) RETURNING id), "
+                   "n AS (INSERT INTO notifications (event_id, child_id, subject, body) "
+                   "  SELECT id, $3::bigint, left($5, 200), left($4, 65536) FROM ev RETURNING id) "
+                   "SELECT pg_notify('portcullis_notify', '') FROM n",
+                5, p, err, sizeof err) != 0) {
+        log_err("event not recorded category=%s message=\"%s\": %s", category, message, err);
+        return -1;
+    }
+    return 0;
+}
+
 static int s_applied(PGconn *c, int version, int *applied, char *err, size_t errlen)
 {
     char v[16];

@@ -30,5 +30,10 @@ void db_rollback(PGconn *c);
 /* Records an event (category 'system', 'cluster', …); child_id may be NULL. Logged on error. */
 int db_event(PGconn *c, const char *category, const char *severity, const char *child_id,
              const char *message);
+/* The same, and a notification mail to the administrator (table notifications, sent by the
+ * notifier thread: parent/sched/notify.c) with this subject and the message as its body,
+ * in one statement; NOTIFY portcullis_notify wakes the sender. */
+int db_event_notify(PGconn *c, const char *category, const char *severity, const char *child_id,
+                    const char *message, const char *subject);
 
 #endif
