@@ -224,7 +224,8 @@ def test_r2_5_hung_server_times_out(cluster, sps):
 
 def test_r2_3_switch_after_threshold_no_auto_return(cluster, sps):
     """R2.3/R2.4: switch on, 3 failures within 60 s → the child switches to conventional:
-    `settings get smart_scan.enabled` says false, a system warning event is recorded, Health
+    `settings get smart_scan.enabled` says false, a system warning event and an administrator
+    notification are recorded, Health
     says "conventional", and later mail is scanned by ClamAV and delivered. With auto_return
     off the method stays conventional after the server is back; with auto_return on and
     auto_return_after=3 it returns to smart by itself."""
@@ -245,6 +246,10 @@ def test_r2_3_switch_after_threshold_no_auto_return(cluster, sps):
         ev = wait_until(lambda: _events(cluster, "%switched to conventional scan%"), 10,
                         "the switch's system event")
         assert ev[0][0] == "system" and ev[0][1] == "warning" and "3 look-up failures" in ev[0][2]
+        # R2.4 Beyond: and an administrator notification, queued with the event
+        notes = cluster.pg.query("SELECT subject FROM notifications WHERE subject LIKE %s",
+                                 ("%switched to conventional scan",))
+        assert notes == [("Portcullis: child child1 switched to conventional scan",)], notes
         wait_config_current(cluster)
         wait_until(lambda: _health(cluster).get("scan_method") == "conventional", 30,
                    "Health scan_method conventional")
