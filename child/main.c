@@ -22,6 +22,7 @@ static int s_scan(int argc, char **argv)
         { "control-fd", required_argument, NULL, 'f' },
         { "spool", required_argument, NULL, 's' },
         { "signatures", required_argument, NULL, 'S' },
+        { "light-signatures", required_argument, NULL, 'L' },
         { "quarantine-dir", required_argument, NULL, 'Q' },
         { "archive-dir", required_argument, NULL, 'A' },
         { "dns-server", required_argument, NULL, 'D' },
@@ -46,6 +47,7 @@ static int s_scan(int argc, char **argv)
         case 'H': o.hostname = optarg; break;
         case 's': o.spool_dir = optarg; break;
         case 'S': o.signature_dir = optarg; break;
+        case 'L': o.light_signature_dir = optarg; break;
         case 'Q': o.quarantine_dir = optarg; break;
         case 'A': o.archive_dir = optarg; break;
         case 'D': o.dns_server = optarg; break;
@@ -62,6 +64,7 @@ static int s_scan(int argc, char **argv)
         default:
             fprintf(stderr, "usage: portcullis-child scan --listen HOST:PORT --downstream HOST:PORT "
                             "[--config FILE] [--hostname NAME] [--spool DIR] [--signatures DIR] "
+                            "[--light-signatures DIR] "
                             "[--quarantine-dir DIR] [--archive-dir DIR] [--dns-server IP[:PORT]] "
                             "[--control-fd N] "
                             "[--log-level L]\n");

@@ -25,8 +25,15 @@
  * policy_exception_name()s, empty = any exception); ers_listed (the client address is on an
  * email-reputation block list with that listing name, case-insensitive; empty = any listing);
  * web_reputation (the highest rating of the message's URLs is at least the value, 1..100,
- * POLICY_WRS_LEVEL_DEFAULT when empty; a rating that was skipped is no rating: no match).
+ * POLICY_WRS_LEVEL_DEFAULT when empty; a rating that was skipped is no rating: no match);
+ * spam_score (the message's spam score is at least the value, a decimal, 5 when empty).
  * Sizes take a K, M or G suffix (x1024).
+ *
+ * Anti-spam rules (R5.1) are compiled beside the policy: each is a name, one condition of kind
+ * header_regex, body_regex, ers_listed or web_reputation (same values and matchers as the
+ * policy conditions, so the same limits) or header_missing (a header name: true when the
+ * message has no such top-level header), and a score (-100..100). policy_eval adds up the
+ * scores of the matching ones once per message; see policy_eval.c.
  *
  * Regexes are PCRE2 with PCRE2_UTF | PCRE2_MATCH_INVALID_UTF (a body that is not valid UTF-8
  * is still searched; invalid bytes match nothing) and PCRE2_CASELESS (mail is matched without
@@ -38,6 +45,7 @@
 #include "policy_int.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,11 +68,14 @@
 #define POLICY_MATCH_LIMIT 1000000u    /* PCRE2 backtracking steps per match (PCRE2: 10M) */
 #define POLICY_DEPTH_LIMIT 100000u     /* PCRE2 nested backtracking frames per match */
 #define POLICY_HEAP_LIMIT_KIB 16384u   /* PCRE2 heap for backtracking frames per match */
+#define POLICY_SPAM_SCORE_MAX 100.0    /* |score| of one anti-spam rule */
+#define POLICY_SPAM_THRESHOLD_MAX 100000.0 /* |threshold| of spam_score: the most rules can add */
+#define POLICY_DECIMAL_LEN_MAX 16      /* characters of a score or threshold */
 
 const char *const policy_cond_names[C__COUNT] = {
     "virus_found", "attachment_name", "attachment_extension", "attachment_type",
     "attachment_size_over", "header_regex", "body_regex", "message_size_over", "sender",
-    "recipient", "scan_exception", "ers_listed", "web_reputation",
+    "recipient", "scan_exception", "ers_listed", "web_reputation", "spam_score",
 };
 
 static const char *const s_act_names[A__COUNT] = {
@@ -296,6 +307,50 @@ static int s_cond_ers(struct where *w, struct cond *c, const char *value)
     return 0;
 }
 
+int policy_parse_decimal(const char *s, double *out)
+{
+    const char *p = s;
+    bool digits = false;
+    char *end;
+
+    if (strlen(s) > POLICY_DECIMAL_LEN_MAX)
+        return -1;
+    if (*p == '-' || *p == '+')
+        p++;
+    for (; isdigit((unsigned char)*p); p++)
+        digits = true;
+    if (*p == '.')
+        for (p++; isdigit((unsigned char)*p); p++)
+            digits = true;
+    if (!digits || *p != '\0')
+        return -1;
+    *out = strtod(s, &end);
+    return *end == '\0' ? 0 : -1;
+}
+
+/* spam_score: a threshold, or empty for POLICY_SPAM_THRESHOLD_DEFAULT. */
+static int s_cond_spam(struct where *w, struct cond *c, const char *value)
+{
+    if (*value == '\0') {
+        c->threshold = POLICY_SPAM_THRESHOLD_DEFAULT;
+        return 0;
+    }
+    if (policy_parse_decimal(value, &c->threshold) != 0 || c->threshold < -POLICY_SPAM_THRESHOLD_MAX ||
+        c->threshold > POLICY_SPAM_THRESHOLD_MAX) {
+        s_fail(w, "\"%.64s\" is not a score: a decimal such as 5 or 7.5 (from %g to %g), or "
+                  "nothing for %g", value, -POLICY_SPAM_THRESHOLD_MAX, POLICY_SPAM_THRESHOLD_MAX,
+               POLICY_SPAM_THRESHOLD_DEFAULT);
+        return -1;
+    }
+    return 0;
+}
+
+void policy_score_format(double score, char *buf, size_t len)
+{
+    /* 6 significant digits: sums of scores like 0.1 + 0.2 show as 0.3 */
+    snprintf(buf, len, "%.6g", score == 0.0 ? 0.0 : score); /* no "-0" */
+}
+
 /* web_reputation: a minimum level 1..100, or empty for POLICY_WRS_LEVEL_DEFAULT. */
 static int s_cond_wrs(struct where *w, struct cond *c, const char *value)
 {
@@ -356,7 +411,7 @@ static int s_cond_compile(struct where *w, struct cond *c, const Portcullis__Con
         s_fail(w, "unknown condition; use one of virus_found, attachment_name, "
                   "attachment_extension, attachment_type, attachment_size_over, header_regex, "
                   "body_regex, message_size_over, sender, recipient, scan_exception, ers_listed, "
-                  "web_reputation");
+                  "web_reputation, spam_score");
         return -1;
     }
     c->kind = (enum cond_kind)k;
@@ -366,7 +421,7 @@ static int s_cond_compile(struct where *w, struct cond *c, const Portcullis__Con
         return -1;
     }
     if (*value == '\0' && c->kind != C_VIRUS && c->kind != C_EXCEPTION && c->kind != C_ERS &&
-        c->kind != C_WRS) {
+        c->kind != C_WRS && c->kind != C_SPAM) {
         s_fail(w, "needs a value");
         return -1;
     }
@@ -379,6 +434,8 @@ static int s_cond_compile(struct where *w, struct cond *c, const Portcullis__Con
         return s_cond_ers(w, c, value);
     case C_WRS:
         return s_cond_wrs(w, c, value);
+    case C_SPAM:
+        return s_cond_spam(w, c, value);
     case C_ATT_NAME:
     case C_SENDER:
     case C_RCPT:
@@ -615,15 +672,19 @@ static int s_areas_check(struct where *w, Portcullis__Area *const *areas, size_t
     return 0;
 }
 
+static void s_cond_free(struct cond *c)
+{
+    pcre2_code_free(c->re);
+    free(c->text);
+    s_free_list(&c->exts, c->nexts);
+}
+
 static void s_rule_free(struct rule *r)
 {
     free(r->name);
     s_free_list(&r->domains, r->ndomains);
-    for (size_t i = 0; i < r->nconds; i++) {
-        pcre2_code_free(r->conds[i].re);
-        free(r->conds[i].text);
-        s_free_list(&r->conds[i].exts, r->conds[i].nexts);
-    }
+    for (size_t i = 0; i < r->nconds; i++)
+        s_cond_free(&r->conds[i]);
     free(r->conds);
     for (size_t i = 0; i < r->nacts; i++)
         free(r->acts[i].arg);
@@ -640,13 +701,70 @@ void policy_free(policy_t **pp)
     for (size_t i = 0; i < p->nrules; i++)
         s_rule_free(&p->rules[i]);
     free(p->rules);
+    for (size_t i = 0; i < p->nspam; i++) {
+        free(p->spam[i].name);
+        s_cond_free(&p->spam[i].cond);
+    }
+    free(p->spam);
     pcre2_match_context_free(p->mctx);
     free(p);
     *pp = NULL;
 }
 
+/* One anti-spam rule: a name unique among them, one condition of a scoring kind, a score. */
+static int s_spam_compile(struct where *w, policy_t *p, const Portcullis__SpamRule *ps)
+{
+    struct spam_rule *sr = &p->spam[p->nspam];
+    const char *name = s_str(ps->name), *kind = s_str(ps->kind);
+    Portcullis__Condition pc = PORTCULLIS__CONDITION__INIT;
+    char missing[POLICY_HEADER_NAME_MAX + 8];
+    bool absent = strcmp(kind, "header_missing") == 0;
+
+    if (s_check_name(w, "the spam rule", name) != 0)
+        return -1;
+    snprintf(w->prefix, sizeof w->prefix, "spam rule \"%s\": ", name);
+    for (size_t j = 0; j < p->nspam; j++) {
+        if (strcmp(p->spam[j].name, name) == 0) {
+            s_fail(w, "spam rules %zu and %zu have this name; spam rule names are unique", j + 1,
+                   p->nspam + 1);
+            return -1;
+        }
+    }
+    if (strcmp(kind, "header_regex") != 0 && strcmp(kind, "body_regex") != 0 &&
+        strcmp(kind, "ers_listed") != 0 && strcmp(kind, "web_reputation") != 0 && !absent) {
+        s_fail(w, "unknown kind \"%.32s\"; use header_regex, header_missing, body_regex, "
+                  "ers_listed or web_reputation", kind);
+        return -1;
+    }
+    if (!isfinite(ps->score) || ps->score < -POLICY_SPAM_SCORE_MAX ||
+        ps->score > POLICY_SPAM_SCORE_MAX) {
+        s_fail(w, "score %g is out of range: from %g to %g", ps->score, -POLICY_SPAM_SCORE_MAX,
+               POLICY_SPAM_SCORE_MAX);
+        return -1;
+    }
+    sr->name = xstrdup(name);
+    sr->score = ps->score;
+    p->nspam++; /* freed with the policy from here on, whatever the condition says */
+    snprintf(w->prefix, sizeof w->prefix, "spam rule \"%s\" (%s): ", name, kind);
+    pc.kind = (char *)kind;
+    pc.value = ps->value;
+    if (absent) { /* header_missing NAME = not header_regex "NAME: ^" */
+        if (!s_header_name_ok(s_str(ps->value), strlen(s_str(ps->value)))) {
+            s_fail(w, "\"%.80s\" is not a header name (printable characters, no spaces or ':')",
+                   s_str(ps->value));
+            return -1;
+        }
+        snprintf(missing, sizeof missing, "%s: ^", ps->value);
+        pc.kind = "header_regex";
+        pc.value = missing;
+        pc.negate = true;
+    }
+    return s_cond_compile(w, &sr->cond, &pc);
+}
+
 policy_t *policy_compile(Portcullis__PolicyRule *const *rules, size_t nrules,
-                         Portcullis__Area *const *areas, size_t nareas, char *err,
+                         Portcullis__Area *const *areas, size_t nareas,
+                         Portcullis__SpamRule *const *spam, size_t nspam, char *err,
                          size_t errlen)
 {
     struct where w = { .err = err, .errlen = errlen };
@@ -654,6 +772,10 @@ policy_t *policy_compile(Portcullis__PolicyRule *const *rules, size_t nrules,
 
     if (nrules > POLICY_RULES_MAX) {
         s_fail(&w, "%zu rules; at most %d are allowed", nrules, POLICY_RULES_MAX);
+        return NULL;
+    }
+    if (nspam > POLICY_SPAM_RULES_MAX) {
+        s_fail(&w, "%zu spam rules; at most %d are allowed", nspam, POLICY_SPAM_RULES_MAX);
         return NULL;
     }
     if (s_areas_check(&w, areas, nareas) != 0)
@@ -681,6 +803,14 @@ policy_t *policy_compile(Portcullis__PolicyRule *const *rules, size_t nrules,
                 policy_free(&p);
                 return NULL;
             }
+        }
+    }
+    p->spam = xcalloc(nspam, sizeof *p->spam);
+    for (size_t i = 0; i < nspam; i++) {
+        snprintf(w.prefix, sizeof w.prefix, "spam rule %zu: ", i + 1);
+        if (s_spam_compile(&w, p, spam[i]) != 0) {
+            policy_free(&p);
+            return NULL;
         }
     }
     return p;

@@ -18,6 +18,8 @@
 #define POLICY_ADD_HEADERS_MAX 16
 #define POLICY_NOTIFY_MAX 8
 #define POLICY_TEXT_MAX 998          /* bytes of a tag, header or notification text */
+#define POLICY_SPAM_RULES_MAX 1000   /* anti-spam rules in one configuration (WIRE_SPAM_RULES_MAX) */
+#define POLICY_SPAM_THRESHOLD_DEFAULT 5.0 /* spam_score with no value: score >= 5 */
 
 /* Scan exceptions (R5.1: security-setting violations). A message can have several. */
 enum policy_exception {
@@ -70,6 +72,7 @@ struct policy_facts {
     unsigned wrs_level;                 /* web reputation: highest rating of the message's
                                          * URLs, 1..100; 0 when none is rated or skipped */
     const char *wrs_category;           /* the category of that rating; NULL if none */
+    bool spam_enabled;                  /* spam.enabled: score the message with the spam rules */
 };
 
 enum policy_fate { POLICY_DELIVER, POLICY_DELETE, POLICY_QUARANTINE };
@@ -86,19 +89,29 @@ struct policy_decision {
     size_t nnotify;
     char notify[POLICY_NOTIFY_MAX][POLICY_TEXT_MAX + 1];
     char matched[512];                  /* names of every rule that matched, comma-separated */
+    bool spam_scored;                   /* spam_enabled and there are spam rules */
+    double spam_score;                  /* sum of the matching spam rules' scores */
+    char spam_rules[512];               /* their names, comma-separated ("…" when cut) */
 };
 
 typedef struct policy policy_t;
 
-/* Compiles rules and areas as they travel in a ConfigSnapshot. NULL with err naming the rule,
- * the condition or action, and what is wrong (bad regex with its offset, unknown area, area of
- * the wrong kind, unknown condition or action kind, …). */
+/* Compiles rules, areas and anti-spam rules as they travel in a ConfigSnapshot. NULL with err
+ * naming the rule (or spam rule), the condition or action, and what is wrong (bad regex with
+ * its offset, unknown area, area of the wrong kind, unknown condition or action kind, …). */
 policy_t *policy_compile(Portcullis__PolicyRule *const *rules, size_t nrules,
-                         Portcullis__Area *const *areas, size_t nareas, char *err,
+                         Portcullis__Area *const *areas, size_t nareas,
+                         Portcullis__SpamRule *const *spam, size_t nspam, char *err,
                          size_t errlen);
+/* "6.5", "-1", "12.25": a score as shown in verdicts and logs. */
+void policy_score_format(double score, char *buf, size_t len);
 void policy_free(policy_t **pp);
 /* Thread-safe for concurrent calls on the same policy (scan threads share one). */
 void policy_eval(const policy_t *p, const struct policy_facts *facts,
                  struct policy_decision *out);
+
+/* A decimal such as "5", "-1.5", "0.25" (no exponent, no locale, at most 16 characters): a
+ * score or threshold. 0 with *out set, -1. */
+int policy_parse_decimal(const char *s, double *out);
 
 #endif

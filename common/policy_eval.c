@@ -1,6 +1,14 @@
 /* policy_eval: one message's facts against a compiled policy (the semantics are described at
  * the top of policy.c). Called from many scan threads at once on the same policy: everything
- * written during an evaluation is its own, except the atomic count of regex limit hits. */
+ * written during an evaluation is its own, except the atomic count of regex limit hits.
+ *
+ * Spam score (R5.1): with facts->spam_enabled and at least one anti-spam rule, every rule's
+ * condition is tested once, before the policy rules, and the scores of those that match are
+ * added up (a rule that matches adds its score once, however often its pattern occurs). The
+ * matchers are the policy's own, so an ers_listed or web_reputation rule whose look-up was
+ * skipped adds nothing (R3.1, R3.2) and a regex that hits a limit counts as no match. The sum
+ * is what the spam_score condition compares with its threshold; without a score (spam off or
+ * no spam rules) spam_score never matches. */
 #include "policy_int.h"
 
 #include <fnmatch.h>
@@ -17,9 +25,11 @@ static const char *s_str(const char *s) { return s != NULL ? s : ""; }
 struct eval {
     policy_t *p;                   /* limit_hits is the only thing written */
     const struct policy_facts *f;
-    const struct rule *rule;
+    const char *what, *name;       /* "policy rule" or "spam rule", and its name: for logs */
     size_t cond_index;
     pcre2_match_data *md;          /* this evaluation's own: made on first use */
+    bool scored;                   /* the spam score below is known */
+    double score;
 };
 
 static void s_limit_hit(struct eval *e, const struct cond *c, int rc)
@@ -31,8 +41,8 @@ static void s_limit_hit(struct eval *e, const struct cond *c, int rc)
     if ((n & (n - 1)) != 0)
         return;
     pcre2_get_error_message(rc, msg, sizeof msg);
-    log_warn("policy rule=\"%s\" condition=%zu (%s) regex gave up: %s; counted as no match "
-             "limit_hits=%lu", e->rule->name, e->cond_index + 1, policy_cond_names[c->kind],
+    log_warn("%s=\"%s\" condition=%zu (%s) regex gave up: %s; counted as no match "
+             "limit_hits=%lu", e->what, e->name, e->cond_index + 1, policy_cond_names[c->kind],
              (const char *)msg, n);
 }
 
@@ -178,6 +188,8 @@ static bool s_cond_true(struct eval *e, const struct cond *c)
         return false;
     case C_WRS:
         return f->wrs_level > 0 && f->wrs_level >= c->num;
+    case C_SPAM:
+        return e->scored && e->score >= c->threshold;
     case C__COUNT:
         break;
     }
@@ -218,7 +230,8 @@ static bool s_rule_applies(struct eval *e, const struct rule *r)
         return false;
     if (r->nconds == 0)
         return true;
-    e->rule = r;
+    e->what = "policy rule";
+    e->name = r->name;
     for (size_t i = 0; i < r->nconds; i++) {
         bool t;
         e->cond_index = i;
@@ -276,6 +289,35 @@ static void s_act_apply(const struct rule *r, const struct act *a, struct policy
     }
 }
 
+/* The spam score and the names of the rules that make it (R5.1). */
+static void s_spam_score(struct eval *e, struct policy_decision *out)
+{
+    const policy_t *p = e->p;
+    size_t used = 0;
+    bool cut = false;
+
+    e->what = "spam rule";
+    e->cond_index = 0;
+    for (size_t i = 0; i < p->nspam; i++) {
+        const struct spam_rule *sr = &p->spam[i];
+        e->name = sr->name;
+        if (s_cond_true(e, &sr->cond) == sr->cond.negate)
+            continue;
+        e->score += sr->score;
+        /* names past the field's end are left out, marked once with "…" (4 bytes kept) */
+        if (!cut && used + strlen(sr->name) + 2 + 4 < sizeof out->spam_rules) {
+            used += (size_t)snprintf(out->spam_rules + used, sizeof out->spam_rules - used,
+                                     "%s%s", used > 0 ? "," : "", sr->name);
+        } else if (!cut) {
+            cut = true;
+            snprintf(out->spam_rules + used, sizeof out->spam_rules - used, ",…");
+        }
+    }
+    e->scored = true;
+    out->spam_scored = true;
+    out->spam_score = e->score;
+}
+
 void policy_eval(const policy_t *p, const struct policy_facts *facts,
                  struct policy_decision *out)
 {
@@ -286,6 +328,8 @@ void policy_eval(const policy_t *p, const struct policy_facts *facts,
     out->fate = POLICY_DELIVER;
     if (p == NULL)
         return;
+    if (facts->spam_enabled && p->nspam > 0)
+        s_spam_score(&e, out);
     for (size_t i = 0; i < p->nrules; i++) {
         const struct rule *r = &p->rules[i];
         if (!r->enabled || !s_rule_applies(&e, r))

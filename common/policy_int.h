@@ -15,7 +15,7 @@
 
 enum cond_kind {
     C_VIRUS, C_ATT_NAME, C_ATT_EXT, C_ATT_TYPE, C_ATT_SIZE, C_HEADER, C_BODY, C_MSG_SIZE,
-    C_SENDER, C_RCPT, C_EXCEPTION, C_ERS, C_WRS, C__COUNT
+    C_SENDER, C_RCPT, C_EXCEPTION, C_ERS, C_WRS, C_SPAM, C__COUNT
 };
 
 enum act_kind { A_DELIVER, A_DELETE, A_QUARANTINE, A_ARCHIVE, A_TAG, A_HEADER, A_NOTIFY, A__COUNT };
@@ -32,6 +32,7 @@ struct cond {
     size_t nexts;
     uint64_t num;            /* size kinds; web_reputation: the minimum level */
     unsigned exc;            /* scan_exception: POLICY_EXC_* bits, 0 = any */
+    double threshold;        /* spam_score: matches when the score is at least this */
 };
 
 struct act {
@@ -51,9 +52,19 @@ struct rule {
     size_t nacts;
 };
 
+/* An anti-spam rule: one condition (header_regex, body_regex, ers_listed, web_reputation)
+ * and the score it adds when it matches. */
+struct spam_rule {
+    char *name;
+    double score;
+    struct cond cond;
+};
+
 struct policy {
     struct rule *rules;
     size_t nrules;
+    struct spam_rule *spam;
+    size_t nspam;
     pcre2_match_context *mctx;   /* limits; read-only once compiled, shared by all threads */
     atomic_ulong limit_hits;     /* matches that gave up on a limit since compile */
 };

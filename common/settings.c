@@ -50,7 +50,19 @@ static int s_check_smtp_url(const char *value, char *err, size_t errlen)
     return -1;
 }
 
+/* A local time of day, HH:MM on the 24-hour clock (retention.purge_time, R5.5). */
+static int s_check_hhmm(const char *v, char *err, size_t errlen)
+{
+    if (strlen(v) == 5 && v[0] >= '0' && v[0] <= '2' && v[1] >= '0' && v[1] <= '9' &&
+        v[2] == ':' && v[3] >= '0' && v[3] <= '5' && v[4] >= '0' && v[4] <= '9' &&
+        (v[0] - '0') * 10 + (v[1] - '0') < 24)
+        return 0;
+    snprintf(err, errlen, "HH:MM from 00:00 to 23:59 is required");
+    return -1;
+}
+
 static setting_check_fn *const s_checks[SETTING__COUNT] = {
+    [SETTING_RETENTION_PURGE_TIME] = s_check_hhmm,
     [SETTING_ERS_ZONES] = s_check_ers_zones,
     [SETTING_NOTIFY_ADMIN_ADDRESS] = s_check_addresses,
     [SETTING_NOTIFY_FROM] = s_check_address,

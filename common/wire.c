@@ -42,6 +42,22 @@ static int s_check(const envelope_t *e)
                    ? -1 : 0;
     case PORTCULLIS__ENVELOPE__BODY_ENROLL_REQUEST:
         return s_text_ok(e->enroll_request->name) && s_text_ok(e->enroll_request->token) ? 0 : -1;
+    case PORTCULLIS__ENVELOPE__BODY_COMMAND: {
+        const Portcullis__Command *c = e->command;
+        if (c->n_recipients > WIRE_COMMAND_RCPT_MAX || !s_text_ok(c->kind) ||
+            !s_text_ok(c->file_id) || !s_text_ok(c->store) || !s_text_ok(c->area) ||
+            !s_text_ok(c->bucket) || !s_text_ok(c->sender) || !s_text_ok(c->cursor))
+            return -1;
+        for (size_t i = 0; i < c->n_recipients; i++)
+            if (!s_text_ok(c->recipients[i]))
+                return -1;
+        return 0;
+    }
+    case PORTCULLIS__ENVELOPE__BODY_COMMAND_REPLY:
+        return s_text_ok(e->command_reply->error) &&
+                       (e->command_reply->detail == NULL ||
+                        strlen(e->command_reply->detail) <= WIRE_DETAIL_MAX)
+                   ? 0 : -1;
     case PORTCULLIS__ENVELOPE__BODY__NOT_SET:
         return -1;
     default:

@@ -25,6 +25,8 @@ typedef Portcullis__Envelope envelope_t;
 #define WIRE_STORES_MAX 4               /* store usage entries in Health */
 #define WIRE_WRS_PATTERN_MAX 255        /* bytes of one web-reputation URL or domain */
 #define WIRE_WRS_CATEGORY_MAX 63        /* bytes of one web-reputation category */
+#define WIRE_COMMAND_RCPT_MAX 10000     /* recipients of a release Command (R5.4) */
+#define WIRE_DETAIL_MAX (64u * 1024)    /* bytes of a CommandReply's detail JSON */
 
 /* NULL if too large, undecodable, or any count/length over its limit (logged at debug). */
 envelope_t *wire_unpack(const void *buf, size_t len);

@@ -23,6 +23,7 @@ packages=(
     libzmq3-dev libsodium-dev libevent-dev libpq-dev libjansson-dev libssl-dev
     libcmocka-dev
     libgmime-3.0-dev libclamav-dev libpcre2-dev libcurl4-openssl-dev
+    libarchive-dev  # component update packages (R3.7); libevent-dev brings libevent_openssl
     # run: database and MTA
     postgresql postgresql-client postfix
     # tests

@@ -9,6 +9,7 @@
 
 #include "cluster/cluster.h"
 #include "db/db.h"
+#include "http/http_updates.h"
 #include "keys.h"
 #include "log.h"
 #include "parent_conf.h"
@@ -81,6 +82,7 @@ int main(int argc, char **argv)
     PGconn *db;
     cluster_t *cluster;
     sps_t *sps = NULL;
+    https_t *https = NULL;
     notifier_t *notifier = NULL;
     int opt, sps_only = 0;
     static const struct option longopts[] = {
@@ -119,6 +121,9 @@ int main(int argc, char **argv)
         fatal("%s", err);
     if (db_migrate(db) != 0)
         fatal("database migrations failed; the parent does not start on a partial schema");
+    /* Component updates (R3.7): update key, HTTPS thread, what children need to fetch. */
+    if (http_updates_start(conf, db, &https, err, sizeof err) != 0)
+        fatal("%s", err);
     db_close(&db);
 
     struct cluster_options copt = {
@@ -149,6 +154,7 @@ int main(int argc, char **argv)
     log_info("parent stopping");
     notifier_stop(&notifier);
     sps_free(&sps);
+    https_free(&https);
     cluster_free(&cluster);
     sodium_memzero(kp.secret_z85, sizeof kp.secret_z85);
     conf_free(&conf);

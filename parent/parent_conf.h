@@ -16,6 +16,8 @@ static const struct conf_key parent_conf_keys[] = {
     { "state_dir", "/var/lib/portcullis-parent", "directory of the parent's CURVE keypair" },
     { "log_level", "info", "error, warning, info or debug" },
     { "sps_listen", "", "HOST:PORT of the smart-protection look-up service (HTTP); empty: off" },
+    { "https_listen", "0.0.0.0:7713", "HOST:PORT of the parent's HTTPS server (component downloads); empty: off" },
+    { "https_public_url", "", "https://HOST:PORT as children reach https_listen; empty: derived from it" },
 };
 
 #endif

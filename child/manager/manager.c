@@ -24,10 +24,15 @@
 #include "keys.h"
 #include "link.h"
 #include "log.h"
+#include "manager/command.h"
 #include "manager/config_cache.h"
 #include "manager/mreport.h"
+#include "manager/mta_apply.h"
+#include "manager/quota.h"
 #include "manager/report_ship.h"
 #include "manager/scan_proc.h"
+#include "manager/update.h"
+#include "manager/supervise.h"
 #include "policy.h"
 #include "util.h"
 #include "wire.h"
@@ -76,9 +81,15 @@ struct manager {
 
     struct scan_proc scan;
     char spool_dir[4096], mspool_dir[4096], quarantine_dir[4096], archive_dir[4096];
+    char light_dir[4096];      /* smart scan's light pattern (R2.1) */
     report_ship_t *ship;             /* reports from the spool to the parent (R7.3) */
     mreport_t *mrep;                 /* the manager's own events and removals (R1.6) */
+    quota_t *quota;                  /* disk quotas and retention purge (R5.5, R5.7-R5.13) */
     report_ship_t *mship;            /* … shipped from state_dir/mspool */
+    update_t *upd;                   /* signed component updates (R3.7): update.c */
+    supervise_t *sup;                /* scan service events, flush, checks (R1.5): supervise.c */
+    mta_apply_t *mta;                /* mta.* to the upstream Postfix (R4.3): mta_apply.c */
+    command_t *cmd;                  /* the parent's commands (R7.4): command.c */
     uint64_t started_ms;
     uint64_t rate_at[MANAGER_RATE_WINDOW], rate_count[MANAGER_RATE_WINDOW];
     unsigned rate_head;
@@ -156,6 +167,9 @@ static void s_send_hello(struct manager *m)
     h.software_version = PORTCULLIS_VERSION;
     h.config_version = settings_version(m->settings);
     h.next_report_seq = report_ship_next_seq(m->ship);
+    Portcullis__PatternVersion upv[UPDATE_COMPONENTS], *upp[UPDATE_COMPONENTS];
+    h.n_patterns = update_patterns(m->upd, upv, upp);
+    h.patterns = upp;
     env.body_case = PORTCULLIS__ENVELOPE__BODY_HELLO;
     env.hello = &h;
     if (s_send(m, &env) != 0)
@@ -242,7 +256,8 @@ static void s_config(struct manager *m, envelope_t *env)
     s = wire_settings_from_snapshot(snap, err, sizeof err);
     /* The scan service compiles the policy itself; a snapshot it could not use is refused. */
     if (s != NULL && (pol = policy_compile(snap->rules, snap->n_rules, snap->areas,
-                                           snap->n_areas, err, sizeof err)) == NULL)
+                                           snap->n_areas, snap->spam_rules, snap->n_spam_rules,
+                                           err, sizeof err)) == NULL)
         settings_free(&s);
     policy_free(&pol);
     if (s == NULL) {
@@ -259,7 +274,9 @@ static void s_config(struct manager *m, envelope_t *env)
     }
     settings_free(&m->settings);
     m->settings = s;
+    quota_set_areas(m->quota, snap->areas, snap->n_areas);
     log_info("configuration version=%" PRIu64 " stored", snap->version);
+    update_config(m->upd, snap); /* a new component version starts downloading */
     s_method_check_recorded(m);
     {
         /* A shorter health interval takes effect now, not after the old one has run out. */
@@ -312,6 +329,7 @@ static bool s_scan_message(struct manager *m, envelope_t *env)
             portcullis__scan_stats__free_unpacked(m->scan.stats, NULL);
         m->scan.stats = env->scan_stats;
         env->scan_stats = NULL;
+        supervise_on_stats(m->sup);
         /* An administrator's decision since then (the scan service follows the setting and
          * says so in its stats) makes a pending report obsolete. */
         if (m->method_changed != NULL && m->scan.stats->scan_method != NULL &&
@@ -412,6 +430,7 @@ static void s_send_health(struct manager *m)
     h.stats = m->scan.stats;
     h.messages_per_minute = s_per_minute(m);
     h.scan_restarts = m->scan.restarts;
+    h.mta_state = (char *)mta_apply_state(m->mta);
     h.uptime_s = (now_ms() - m->started_ms) / 1000;
     {
         uint64_t records, bytes;
@@ -420,9 +439,58 @@ static void s_send_health(struct manager *m)
         h.spool_records += records;
         h.spool_bytes += bytes;
     }
+    /* Smart scan's light pattern (R2.1) after any other pattern versions listed above. */
+    Portcullis__PatternVersion light = PORTCULLIS__PATTERN_VERSION__INIT;
+    Portcullis__PatternVersion *pats[WIRE_PATTERNS_MAX];
+    if (m->scan.stats != NULL && m->scan.stats->light_signature_version != NULL &&
+        m->scan.stats->light_signature_version[0] != '\0' && h.n_patterns < WIRE_PATTERNS_MAX) {
+        for (size_t i = 0; i < h.n_patterns; i++)
+            pats[i] = h.patterns[i];
+        light.component = "light";
+        light.version = m->scan.stats->light_signature_version;
+        pats[h.n_patterns++] = &light;
+        h.patterns = pats;
+    }
+    Portcullis__StoreUsage su[QUOTA_DIRS], *sup[QUOTA_DIRS];
+    h.n_stores = quota_health(m->quota, su, sup);
+    h.stores = sup;
+    /* Installed component versions (R3.7) stand for their component over any load stamp. */
+    Portcullis__PatternVersion upv[UPDATE_COMPONENTS], *upp[UPDATE_COMPONENTS];
+    Portcullis__PatternVersion *allp[WIRE_PATTERNS_MAX];
+    size_t nup = update_patterns(m->upd, upv, upp), nall = 0;
+    for (size_t i = 0; i < h.n_patterns && nall + nup < WIRE_PATTERNS_MAX; i++) {
+        bool mine = false;
+        for (size_t k = 0; k < nup; k++)
+            mine = mine || strcmp(h.patterns[i]->component, upp[k]->component) == 0;
+        if (!mine)
+            allp[nall++] = h.patterns[i];
+    }
+    for (size_t k = 0; k < nup; k++)
+        allp[nall++] = upp[k];
+    h.patterns = allp;
+    h.n_patterns = nall;
+    h.update_state = (char *)update_state(m->upd);
     env.body_case = PORTCULLIS__ENVELOPE__BODY_HEALTH;
     env.health = &h;
     s_send(m, &env);
+}
+
+/* A download thread finished: an installed component is loaded by the scan service now (a
+ * hot swap beside the engine in force); the next Health carries the version. */
+static void s_update_result(struct manager *m)
+{
+    Portcullis__ReloadSignatures rs = PORTCULLIS__RELOAD_SIGNATURES__INIT;
+    envelope_t env = PORTCULLIS__ENVELOPE__INIT;
+    char reason[128];
+
+    if (!update_on_result(m->upd, reason, sizeof reason))
+        return;
+    rs.reason = reason;
+    env.body_case = PORTCULLIS__ENVELOPE__BODY_RELOAD_SIGNATURES;
+    env.reload_signatures = &rs;
+    if (scan_proc_send(&m->scan, &env) != 0)
+        log_info("scan service not running: it loads the new patterns when it starts");
+    m->next_health_ms = now_ms(); /* the parent sees the new version without waiting */
 }
 
 /* --- loop ---------------------------------------------------------------------------------- */
@@ -466,6 +534,9 @@ static void s_parent_input(struct manager *m)
             s_config(m, env);
             break;
         case PORTCULLIS__ENVELOPE__BODY_HEARTBEAT:
+            break;
+        case PORTCULLIS__ENVELOPE__BODY_COMMAND:
+            command_handle(m->cmd, env->command);
             break;
         case PORTCULLIS__ENVELOPE__BODY_REPORT_ACK:
             if (env->report_ack->spool_epoch != NULL &&
@@ -525,7 +596,12 @@ static void s_timers(struct manager *m)
         break;
     }
     s_rate_sample(m);
+    update_tick(m->upd);
+    command_tick(m->cmd);
     scan_proc_start(&m->scan);
+    supervise_tick(m->sup, m->settings);
+    mta_apply_tick(m->mta, m->settings);
+    quota_tick(m->quota, m->settings);
 }
 
 static bool s_signals(struct manager *m)
@@ -534,7 +610,7 @@ static bool s_signals(struct manager *m)
     bool stop = false;
 
     while (read(s_sigpipe[0], &sig, 1) == 1) {
-        if (sig == SIGCHLD && scan_proc_reap(&m->scan) && m->pending_ack != 0) {
+        if (sig == SIGCHLD && supervise_reap(m->sup) && m->pending_ack != 0) {
             /* It died before answering; the next start reads the stored version. */
             s_ack(m, m->pending_ack, true, NULL);
             m->pending_ack = 0;
@@ -603,9 +679,33 @@ static int s_setup(struct manager *m, const char *path)
     snprintf(m->archive_dir, sizeof m->archive_dir, "%s", conf_get(m->conf, "archive_dir"));
     if (m->archive_dir[0] == '\0')
         snprintf(m->archive_dir, sizeof m->archive_dir, "%s/archive", state_dir);
+    snprintf(m->light_dir, sizeof m->light_dir, "%s", conf_get(m->conf, "light_signature_dir"));
+    if (m->light_dir[0] == '\0')
+        snprintf(m->light_dir, sizeof m->light_dir, "%s/light", state_dir);
+    m->scan.light_signature_dir = m->light_dir;
+    {
+        struct update_dirs ud = { .state_dir = state_dir, .light_dir = m->light_dir,
+                                  .clamav_dir = conf_get(m->conf, "signature_dir") };
+        if ((m->upd = update_new(&ud, m->mrep, err, sizeof err)) == NULL)
+            fatal("%s", err);
+        update_config_file(m->upd, m->config_path); /* resume what the cache asks for */
+    }
     m->scan.quarantine_dir = m->quarantine_dir;
     m->scan.archive_dir = m->archive_dir;
     m->scan.dns_server = conf_get(m->conf, "dns_server");
+    m->sup = supervise_new(&m->scan, m->mrep);
+    m->mta = mta_apply_new(state_dir, m->mrep);
+    if ((m->quota = quota_new(m->quarantine_dir, m->archive_dir, state_dir, m->mrep, err,
+                              sizeof err)) == NULL)
+        fatal("quota: %s", err);
+    quota_load_areas(m->quota, m->config_path);
+    {
+        struct command_conf cc = { .quarantine_dir = m->quarantine_dir,
+                                   .archive_dir = m->archive_dir,
+                                   .downstream = m->scan.downstream, .helo = m->hostname };
+        if ((m->cmd = command_new(&cc, m->mrep, s_ship_send, m, err, sizeof err)) == NULL)
+            fatal("%s", err);
+    }
     return 0;
 }
 
@@ -641,7 +741,7 @@ int manager_main(const char *conf_path)
              conf_get(m.conf, "parent_cluster"), m.keys.public_z85);
 
     while (!stop) {
-        zmq_pollitem_t items[3] = {
+        zmq_pollitem_t items[4] = {
             { NULL, s_sigpipe[0], ZMQ_POLLIN, 0 },
             { NULL, m.scan.fd, ZMQ_POLLIN, 0 },
             { m.sock, 0, ZMQ_POLLIN, 0 },
@@ -654,6 +754,11 @@ int manager_main(const char *conf_path)
                 items[1] = items[2];
             n++;
         }
+        int upd_at = -1; /* a download thread's result */
+        if (update_fd(m.upd) >= 0) {
+            items[n] = (zmq_pollitem_t){ NULL, update_fd(m.upd), ZMQ_POLLIN, 0 };
+            upd_at = n++;
+        }
         if (zmq_poll(items, n, 200) < 0 && errno != EINTR) {
             log_err("zmq_poll: %s", zmq_strerror(errno));
             break;
@@ -661,7 +766,9 @@ int manager_main(const char *conf_path)
         for (int i = 1; i < n; i++) {
             if (!(items[i].revents & ZMQ_POLLIN))
                 continue;
-            if (items[i].socket == NULL) {
+            if (i == upd_at) {
+                s_update_result(&m);
+            } else if (items[i].socket == NULL) {
                 envelope_t *env;
                 while ((env = scan_proc_read(&m.scan)) != NULL) {
                     if (!s_scan_message(&m, env))
@@ -677,7 +784,11 @@ int manager_main(const char *conf_path)
     }
 
     log_info("manager stopping");
-    scan_proc_stop(&m.scan);
+    update_free(&m.upd); /* cancels a download in progress */
+    supervise_destroy(&m.sup); /* stops the scan service and records it */
+    mta_apply_destroy(&m.mta);
+    command_destroy(&m.cmd);
+    quota_destroy(&m.quota); /* before the report spool: records what it removed */
     link_close(&m.sock);
     report_ship_destroy(&m.ship);
     report_ship_destroy(&m.mship);

@@ -62,6 +62,8 @@ int scan_proc_start(struct scan_proc *sp)
                          "--hostname", (char *)sp->hostname, "--log-level", (char *)sp->log_level,
                          "--spool", (char *)sp->spool_dir,
                          "--signatures", (char *)sp->signature_dir,
+                         "--light-signatures", (char *)(sp->light_signature_dir != NULL
+                                                        ? sp->light_signature_dir : ""),
                          "--quarantine-dir", (char *)sp->quarantine_dir,
                          "--archive-dir", (char *)sp->archive_dir,
                          "--dns-server", (char *)(sp->dns_server != NULL ? sp->dns_server : ""),
@@ -109,6 +111,7 @@ bool scan_proc_reap(struct scan_proc *sp)
     r = waitpid(sp->pid, &status, WNOHANG);
     if (r != sp->pid)
         return false;
+    sp->exit_status = status;
     uint64_t ran = now_ms() - sp->started_ms;
     if (WIFSIGNALED(status))
         log_err("scan service stopped pid=%ld signal=%d ran_ms=%llu", (long)sp->pid,

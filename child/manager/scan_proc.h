@@ -19,6 +19,7 @@ struct scan_proc {
     /* what to run */
     const char *listen, *downstream, *config_path, *hostname, *log_level, *spool_dir;
     const char *signature_dir, *quarantine_dir, *archive_dir;
+    const char *light_signature_dir; /* smart scan's light pattern (R2.1) */
     const char *dns_server;   /* "" = /etc/resolv.conf */
     /* state */
     pid_t pid;                /* 0: not running */
@@ -27,6 +28,7 @@ struct scan_proc {
     uint64_t started_ms, next_start_ms;
     unsigned backoff_ms;
     unsigned restarts;
+    int exit_status;          /* waitpid status of the last exit (valid after a reap) */
     Portcullis__ScanStats *stats; /* last stats received; NULL before any */
 };
 

@@ -1,7 +1,9 @@
 /* av: libclamav behind a reference-counted engine pointer. Scan threads take a reference for
  * the length of one scan; a reload builds a whole new engine in its own thread (the old one
  * keeps scanning meanwhile), swaps the pointer under the mutex and drops the old engine's
- * reference; the last scan to let go frees it. Nothing waits for a reload (R0.4, R1.4). */
+ * reference; the last scan to let go frees it. Nothing waits for a reload (R0.4, R1.4).
+ * The scan service has two holders: the full pattern set (conventional scan) and smart scan's
+ * small light pattern (R2.1, av_new_optional), each with its own directory, watch and engine. */
 #include "scan/av.h"
 
 #include <clamav.h>
@@ -31,6 +33,9 @@ struct av_engine {
 
 struct av {
     char dir[PATH_MAX];
+    const char *what, *what1;   /* in logs: "signatures"/"signature", "light pattern" (both) */
+    bool optional;              /* no engine is a normal state, said once (said_none) */
+    bool said_none;
     pthread_mutex_t mu;
     pthread_cond_t idle;
     struct av_engine *cur;      /* NULL: none loaded */
@@ -99,6 +104,7 @@ static void s_engine_unref(struct av_engine *e)
 static struct av_engine *s_engine_build(const char *dir, const struct av_limits *lim,
                                         char *err, size_t errlen)
 {
+    char real[PATH_MAX];
     struct av_engine *e;
     struct cl_engine *cl = cl_engine_new();
     unsigned sigs = 0;
@@ -116,7 +122,10 @@ static struct av_engine *s_engine_build(const char *dir, const struct av_limits 
         (r = cl_engine_set_num(cl, CL_ENGINE_MAX_RECURSION, lim->max_recursion)) != CL_SUCCESS ||
         (r = cl_engine_set_num(cl, CL_ENGINE_MAX_FILES, lim->max_files)) != CL_SUCCESS ||
         (r = cl_engine_set_num(cl, CL_ENGINE_MAX_SCANTIME, lim->scan_timeout_ms)) != CL_SUCCESS ||
-        (r = cl_load(dir, cl, &sigs, CL_DB_STDOPT)) != CL_SUCCESS ||
+        /* Resolved once: a component update swaps a directory symlink, and a load must read
+         * every file from one directory, never half from the old and half from the new. */
+        (r = realpath(dir, real) != NULL ? CL_SUCCESS : CL_EOPEN) != CL_SUCCESS ||
+        (r = cl_load(real, cl, &sigs, CL_DB_STDOPT)) != CL_SUCCESS ||
         (r = cl_engine_compile(cl)) != CL_SUCCESS) {
         snprintf(err, errlen, "%s", cl_strerror(r));
         cl_engine_free(cl);
@@ -152,26 +161,35 @@ static int s_load(av_t *av, const char *reason)
     pthread_mutex_unlock(&av->mu);
     e = s_engine_build(av->dir, &lim, err, sizeof err);
     if (e == NULL) {
+        bool say;
         pthread_mutex_lock(&av->mu);
         old = av->cur;
+        say = !av->said_none;
+        av->said_none = true;
         pthread_mutex_unlock(&av->mu);
-        if (old == NULL)
+        if (old == NULL && av->optional && say)
+            log_info("%s not loaded dir=%s reason=%s: %s: smart scan uses look-ups only until "
+                     "it is", av->what, av->dir, reason, err);
+        else if (old == NULL && av->optional)
+            log_debug("%s not loaded dir=%s reason=%s: %s", av->what, av->dir, reason, err);
+        else if (old == NULL)
             log_warn("signatures not loaded dir=%s reason=%s: %s: virus scanning unavailable "
                      "(av_error exceptions while av.enabled)", av->dir, reason, err);
         else
-            log_err("signatures not loaded dir=%s reason=%s: %s: keeping %s", av->dir, reason,
+            log_err("%s not loaded dir=%s reason=%s: %s: keeping %s", av->what, av->dir, reason,
                     err, old->version);
         return -1;
     }
     pthread_mutex_lock(&av->mu);
     old = av->cur;
     av->cur = e;
+    av->said_none = false;
     if (av->loads++ > 0)
         av->swaps++;
     swaps = av->swaps;
     s_engine_unref(old);
     pthread_mutex_unlock(&av->mu);
-    log_info("signatures loaded sigs=%u dir=%s ms=%llu swaps=%llu", e->sigs, av->dir,
+    log_info("%s loaded sigs=%u dir=%s ms=%llu swaps=%llu", av->what, e->sigs, av->dir,
              (unsigned long long)(now_ms() - t0), (unsigned long long)swaps);
     return 0;
 }
@@ -203,7 +221,7 @@ void av_reload(av_t *av, const char *reason)
     strlcpy_p(av->reason, reason, sizeof av->reason);
     if (av->loading) { /* the running load picks it up when it ends */
         pthread_mutex_unlock(&av->mu);
-        log_info("signature reload queued reason=%s", reason);
+        log_info("%s reload queued reason=%s", av->what1, reason);
         return;
     }
     if (av->thread_started)
@@ -212,9 +230,9 @@ void av_reload(av_t *av, const char *reason)
     av->thread_started = pthread_create(&av->thread, NULL, s_reload_thread, av) == 0;
     if (!av->thread_started) {
         av->loading = av->again = false;
-        log_err("signature reload reason=%s: cannot start a thread", reason);
+        log_err("%s reload reason=%s: cannot start a thread", av->what1, reason);
     } else {
-        log_info("signature reload started reason=%s", reason);
+        log_info("%s reload started reason=%s", av->what1, reason);
     }
     pthread_mutex_unlock(&av->mu);
 }
@@ -227,17 +245,31 @@ void av_wait_idle(av_t *av)
     pthread_mutex_unlock(&av->mu);
 }
 
-av_t *av_new(const char *dir, const struct av_limits *lim)
+static av_t *s_new(const char *dir, const struct av_limits *lim, const char *what,
+                   const char *what1, bool optional)
 {
     av_t *av = xcalloc(1, sizeof *av);
 
     strlcpy_p(av->dir, dir, sizeof av->dir);
+    av->what = what;
+    av->what1 = what1;
+    av->optional = optional;
     pthread_mutex_init(&av->mu, NULL);
     pthread_cond_init(&av->idle, NULL);
     av->lim = *lim;
     av->ifd = -1;
     s_load(av, "start");
     return av;
+}
+
+av_t *av_new(const char *dir, const struct av_limits *lim)
+{
+    return s_new(dir, lim, "signatures", "signature", false);
+}
+
+av_t *av_new_optional(const char *what, const char *dir, const struct av_limits *lim)
+{
+    return s_new(dir, lim, what, what, true);
 }
 
 void av_free(av_t **ap)
@@ -305,14 +337,14 @@ int av_watch(av_t *av, struct event_base *base)
     char err[256];
 
     if (fs_mkdir_p(av->dir, 0755, err, sizeof err) != 0)
-        log_warn("signature directory: %s", err);
+        log_warn("%s directory: %s", av->what1, err);
     av->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (av->ifd < 0 ||
         inotify_add_watch(av->ifd, av->dir,
                           IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE |
                               IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
-        log_warn("signature directory %s not watched (%s): reload with the manager's command",
-                 av->dir, strerror(errno));
+        log_warn("%s directory %s not watched (%s): reload with the manager's command",
+                 av->what1, av->dir, strerror(errno));
         if (av->ifd >= 0)
             close(av->ifd);
         av->ifd = -1;

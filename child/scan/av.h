@@ -41,6 +41,11 @@ int av_init(void);
 /* Loads dir now (start-up). A missing or empty directory leaves no engine (warned): scans are
  * then exceptions (av_error), never clean. */
 av_t *av_new(const char *dir, const struct av_limits *lim);
+/* Another holder for an optional pattern set (smart scan's light pattern, R2.1): the same
+ * loading, watching and swapping; logs call it `what` (static string). A missing or empty
+ * directory is a normal state, logged once until a load succeeds; the caller skips the scan
+ * while av_engine_acquire() gives NULL. */
+av_t *av_new_optional(const char *what, const char *dir, const struct av_limits *lim);
 void av_free(av_t **ap);
 /* Limits for the next engine; a change reloads. */
 void av_set_limits(av_t *av, const struct av_limits *lim);

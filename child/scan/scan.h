@@ -10,6 +10,7 @@ struct scan_options {
     const char *hostname;    /* for the greeting and EHLO */
     const char *spool_dir;   /* report spool (R7.3), shipped by the manager */
     const char *signature_dir;  /* ClamAV signature files, watched for changes (R1.4) */
+    const char *light_signature_dir; /* smart scan's light pattern (R2.1), watched; NULL: none */
     const char *quarantine_dir; /* quarantine and archive message files (R5.6) */
     const char *archive_dir;
     const char *dns_server;  /* email reputation resolver "IP[:PORT]"; NULL/"": resolv.conf */

@@ -40,6 +40,7 @@ struct scan {
     settings_t *settings;
     smtpd_t *smtpd;
     av_t *av;
+    av_t *light;             /* smart scan's light pattern (R2.1); NULL without a directory */
     ers_t *ers;
     scanpool_t *pool;
     policy_t *policy;        /* compiled at start, until the pool takes it */
@@ -69,7 +70,8 @@ static policy_t *s_compile_policy(const Portcullis__ConfigSnapshot *snap, char *
     static const char *const kinds[2] = { "virus_found", "scan_exception" };
 
     if (snap != NULL && snap->version > 0)
-        return policy_compile(snap->rules, snap->n_rules, snap->areas, snap->n_areas, err, n);
+        return policy_compile(snap->rules, snap->n_rules, snap->areas, snap->n_areas,
+                              snap->spam_rules, snap->n_spam_rules, err, n);
     for (int i = 0; i < 2; i++) {
         c[i].kind = (char *)kinds[i];
         a[i].kind = "quarantine";
@@ -89,7 +91,7 @@ static policy_t *s_compile_policy(const Portcullis__ConfigSnapshot *snap, char *
     ar[0].kind = "quarantine";
     ar[1].name = "Default archive";
     ar[1].kind = "archive";
-    return policy_compile(rp, 2, arp, 2, err, n);
+    return policy_compile(rp, 2, arp, 2, NULL, 0, err, n);
 }
 
 static policy_t *s_default_policy(void)
@@ -207,6 +209,8 @@ static void s_apply_config(struct scan *sc, const Portcullis__ConfigSnapshot *sn
     sc->settings = ns;
     s_av_limits(ns, &lim);
     av_set_limits(sc->av, &lim);        /* a change builds a new engine beside the old */
+    if (sc->light != NULL)
+        av_set_limits(sc->light, &lim);
     ers_configure(sc->ers, ns);
     smartscan_configure(sc->smart, ns);
     wrs_client_configure(sc->wrs_client, ns);
@@ -220,8 +224,11 @@ static void s_control_message(const envelope_t *env, void *arg)
 
     if (env->body_case == PORTCULLIS__ENVELOPE__BODY_CONFIG)
         s_apply_config(sc, env->config);
-    else if (env->body_case == PORTCULLIS__ENVELOPE__BODY_RELOAD_SIGNATURES)
+    else if (env->body_case == PORTCULLIS__ENVELOPE__BODY_RELOAD_SIGNATURES) {
         av_reload(sc->av, "manager");
+        if (sc->light != NULL)
+            av_reload(sc->light, "manager");
+    }
     else
         log_debug("control channel: %s ignored", wire_body_name(env));
 }
@@ -294,7 +301,7 @@ static void s_stats_cb(evutil_socket_t fd, short what, void *arg)
     Portcullis__Envelope env = PORTCULLIS__ENVELOPE__INIT;
     Portcullis__ScanStats ss = PORTCULLIS__SCAN_STATS__INIT;
     struct smtpd_stats st;
-    struct av_info ai;
+    struct av_info ai, li;
 
     (void)fd;
     (void)what;
@@ -306,6 +313,8 @@ static void s_stats_cb(evutil_socket_t fd, short what, void *arg)
     ss.scan_exceptions = st.scan_exceptions;
     ss.signature_version = ai.version;
     ss.engine_swaps = ai.swaps;
+    av_get_info(sc->light, &li); /* "none" without one */
+    ss.light_signature_version = li.version;
     ss.connections = st.connections;
     ss.messages_relayed = st.messages_relayed;
     ss.messages_tempfailed = st.messages_tempfailed;
@@ -342,6 +351,7 @@ static void s_cleanup(struct scan *sc)
     smartscan_free(&sc->smart); /* look-ups in flight end too */
     wrs_client_free(&sc->wrs_client);
     av_free(&sc->av);
+    av_free(&sc->light);
     policy_free(&sc->policy);
     wrs_free(&sc->wrs);
     scan_control_free(&sc->control);
@@ -390,6 +400,10 @@ int scan_main(const struct scan_options *opt)
         s_av_limits(sc.settings, &lim);
         sc.av = av_new(opt->signature_dir, &lim);
         av_watch(sc.av, sc.base);
+        if (opt->light_signature_dir != NULL && opt->light_signature_dir[0] != '\0') {
+            sc.light = av_new_optional("light pattern", opt->light_signature_dir, &lim);
+            av_watch(sc.light, sc.base);
+        }
     }
     sc.pool = scanpool_new(sc.base, (unsigned)settings_int(sc.settings, SETTING_SCAN_THREADS),
                            sc.av, opt->quarantine_dir, opt->archive_dir, smtpd_scan_done,
@@ -397,6 +411,7 @@ int scan_main(const struct scan_options *opt)
     if (sc.pool == NULL)
         fatal("scan service cannot start: no scan threads");
     scanpool_set_policy(sc.pool, &sc.policy, &sc.wrs);
+    scanpool_set_light(sc.pool, sc.light);
     smtpd_set_pool(sc.smtpd, sc.pool);
     sc.ers = ers_new(sc.base, opt->dns_server, err, sizeof err);
     if (sc.ers == NULL)

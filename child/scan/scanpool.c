@@ -32,6 +32,7 @@ struct pool_policy {
 struct scanpool {
     struct event_base *base;
     av_t *av;
+    av_t *light;                /* smart scan's light pattern; NULL: none */
     char quarantine_dir[STORE_PATH_MAX / 2], archive_dir[STORE_PATH_MAX / 2];
     scanpool_done_fn *done;
     void *done_arg;
@@ -159,6 +160,20 @@ static void s_digests(struct scan_job *j)
             memcpy(j->digests[j->ndigests++], j->mime->parts[i].sha256, 32);
 }
 
+/* Smart scan's light pattern (R2.1): a small local engine beside the look-ups. None loaded
+ * (missing or empty directory): the look-ups alone decide. Only a virus counts; what the
+ * light engine cannot scan is left to the look-ups, not made a scan exception. */
+static void s_light_scan(scanpool_t *p, struct scan_job *j)
+{
+    av_engine_t *e = p->light != NULL ? av_engine_acquire(p->light) : NULL;
+
+    if (e == NULL)
+        return;
+    av_engine_scan(e, p->light, j->data, j->len, &j->light);
+    av_engine_release(p->light, &e);
+    j->light_scanned = true;
+}
+
 /* Web reputation: the block-lists, then the service's ratings when it answered (R3.2: when
  * it did not, its ratings are skipped and the lists alone count). */
 static void s_wrs_rate(const struct pool_policy *pp, struct scan_job *j, struct policy_facts *f)
@@ -189,8 +204,10 @@ void scanpool_run_job(scanpool_t *p, struct scan_job *j)
     else
         j->av.status = AV_SKIPPED;
     j->exceptions = j->mime->exceptions | j->av.exceptions;
-    if (j->smart)
+    if (j->smart) {
+        s_light_scan(p, j);
         s_digests(j);
+    }
     if (j->wrs_remote && j->mime->nurls == 0)
         j->wrs_remote = false; /* nothing to ask about */
     if (j->smart || j->wrs_remote) { /* look-ups run on the loop: no thread waits on them */
@@ -204,8 +221,11 @@ decide:
     f.nrecipients = j->nrcpts;
     f.size = j->len;
     f.virus = j->av.status == AV_VIRUS ? j->av.name : NULL;
+    if (j->light_scanned && j->light.status == AV_VIRUS)
+        f.virus = j->light.name;
     if (j->smart && j->smart_virus[0] != '\0')
         f.virus = j->smart_virus; /* the "Viruses" rule sees the server's verdict */
+    f.spam_enabled = j->spam_on;
     f.exceptions = j->av.exceptions;
     for (size_t i = 0; j->ers_on && i < j->ers.nhits; i++)
         listings[f.ners_listings++] = j->ers.listings[i];
@@ -217,6 +237,12 @@ decide:
     if (pp != NULL) {
         policy_eval(pp->p, &f, &j->dec);
         j->decided = true;
+        if (j->dec.spam_scored) {
+            char score[32];
+            policy_score_format(j->dec.spam_score, score, sizeof score);
+            snprintf(j->spam_detail, sizeof j->spam_detail, "%s rules=%s", score,
+                     j->dec.spam_rules);
+        }
         pthread_mutex_lock(&p->mu);
         s_policy_unref(pp);
         pthread_mutex_unlock(&p->mu);
@@ -404,3 +430,5 @@ bool scanpool_full(const scanpool_t *p)
 }
 
 unsigned scanpool_threads(const scanpool_t *p) { return p->nthreads; }
+
+void scanpool_set_light(scanpool_t *p, av_t *light) { p->light = light; }

@@ -33,8 +33,10 @@ struct scan_job {
     size_t nrcpts;
     struct mime_limits mlim;
     bool av_enabled;
-    bool smart;                  /* smart scan in force: MIME + digests, back to the loop for
-                                  * the look-up, then again to a thread for the policy */
+    bool smart;                  /* smart scan in force: MIME + light pattern + digests, back
+                                  * to the loop for the look-up, then again to a thread for
+                                  * the policy */
+    bool spam_on;                /* spam.enabled: the policy scores the message (R5.1) */
     uint64_t received_ms;
     bool ers_on;                 /* email reputation looked the client up: ers is its result */
     struct ers_result ers;
@@ -45,6 +47,8 @@ struct scan_job {
     /* out: set by the thread */
     struct mime_result *mime;
     struct av_result av;
+    bool light_scanned;          /* smart: the light pattern scanned it (one was loaded) */
+    struct av_result light;      /* …its result: only AV_VIRUS counts (a virus verdict) */
     unsigned exceptions;         /* mime | av */
     bool parsed;                 /* first pass over: the loop does the look-ups, then a
                                   * thread decides */
@@ -55,6 +59,7 @@ struct scan_job {
     char wrs_detail[WRS_CATEGORY_MAX + WRS_URL_MAX + 16]; /* "level:category:url" */
     bool decided;
     struct policy_decision dec;
+    char spam_detail[sizeof ((struct policy_decision *)0)->spam_rules + 48]; /* "6.5 rules=a,b" */
     struct evbuffer *out;        /* delivered copy when the policy changed it; else NULL */
     struct store_file files[SCANPOOL_FILES_MAX]; /* quarantine first, then archives */
     size_t nfiles;
@@ -77,6 +82,9 @@ typedef void scanpool_done_fn(struct scan_job *job, void *arg);
 scanpool_t *scanpool_new(struct event_base *base, unsigned nthreads, av_t *av,
                          const char *quarantine_dir, const char *archive_dir,
                          scanpool_done_fn *done, void *arg);
+/* Smart scan's light pattern (R2.1; may be NULL): scanned beside the look-ups. Borrowed; set
+ * before the first job. */
+void scanpool_set_light(scanpool_t *p, av_t *light);
 /* Joins the threads (scans in progress finish); jobs not returned are freed. */
 void scanpool_free(scanpool_t **pp);
 /* The policy and web-reputation set (may be NULL) for scans that start from now on; takes

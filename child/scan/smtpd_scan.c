@@ -69,6 +69,8 @@ static void s_verdicts_build(const struct scan_job *j, struct verdicts *vs)
 {
     vs->n = 0;
     s_verdict_add(vs, "av", s_av_status_name(j->av.status), j->av.name);
+    if (j->light_scanned)
+        s_verdict_add(vs, "light", s_av_status_name(j->light.status), j->light.name);
     if (j->smart)
         s_verdict_add(vs, "smart", !j->looked_up ? "error" :
                                    j->smart_virus[0] != '\0' ? "virus" : "clean", j->smart_virus);
@@ -84,6 +86,8 @@ static void s_verdicts_build(const struct scan_job *j, struct verdicts *vs)
         s_verdict_add(vs, "wrs", "skipped", j->wrs_skipped);
     if (j->wrs_on && (j->wrs.level > 0 || j->wrs_skipped[0] == '\0'))
         s_verdict_add(vs, "wrs", j->wrs.level > 0 ? "rated" : "clean", j->wrs_detail);
+    if (j->decided && j->dec.spam_scored)
+        s_verdict_add(vs, "spam", "score", j->spam_detail);
     if (j->decided)
         s_verdict_add(vs, "policy", s_fate_name(j->dec.fate), j->dec.rule);
 }
@@ -217,6 +221,7 @@ void smtpd_scan_message(struct smtpd_session *s)
     /* Smart scan in force: look-ups instead of the full local pattern set (R2.1). */
     j->smart = s->srv->smart != NULL && smartscan_in_force(s->srv->smart);
     j->av_enabled = settings_bool(st, SETTING_AV_ENABLED) && !j->smart;
+    j->spam_on = settings_bool(st, SETTING_SPAM_ENABLED);
     j->received_ms = s->received_ms;
     j->wrs_on = settings_bool(st, SETTING_WRS_ENABLED);
     j->wrs_remote = j->wrs_on && s->srv->wrs != NULL && wrs_client_on(s->srv->wrs);
@@ -276,10 +281,14 @@ static void s_log_scan(const struct smtpd_session *s, const struct scan_job *j)
         if (j->exceptions & bit)
             n += (size_t)snprintf(exc + n, n < sizeof exc ? sizeof exc - n : 0, "%s%s",
                                   n > 0 ? "," : "", policy_exception_name(bit));
-    log_info("id=%s scan av=%s%s%s%s%s exceptions=%s rule=%s action=%s archives=%zu ms=%llu",
+    log_info("id=%s scan av=%s%s%s%s%s%s%s%s%s exceptions=%s rule=%s action=%s archives=%zu "
+             "ms=%llu",
              s->id, s_av_status_name(j->av.status), j->av.name[0] != '\0' ? ":" : "", j->av.name,
+             !j->light_scanned ? "" : j->light.status == AV_VIRUS ? " light=virus:" : " light=clean",
+             j->light_scanned && j->light.status == AV_VIRUS ? j->light.name : "",
              !j->smart ? "" : j->smart_virus[0] != '\0' ? " smart=virus:" : " smart=clean",
-             j->smart_virus,
+             j->smart_virus, j->dec.spam_scored ? " spam=" : "",
+             j->dec.spam_scored ? j->spam_detail : "",
              exc[0] != '\0' ? exc : "none", j->dec.rule[0] != '\0' ? j->dec.rule : "-",
              s_fate_name(j->dec.fate), j->dec.narchives, (unsigned long long)j->ms_scan);
 }
@@ -299,7 +308,8 @@ static void s_act(struct smtpd_session *s, struct scan_job *j)
     struct smtpd_stats *st = &s->srv->stats;
     char reply[SMTPD_REPLY_MAX], rule[256];
 
-    if (j->av.status == AV_VIRUS || j->smart_virus[0] != '\0')
+    if (j->av.status == AV_VIRUS || j->smart_virus[0] != '\0' ||
+        (j->light_scanned && j->light.status == AV_VIRUS))
         st->viruses_found++;
     if (j->exceptions != 0)
         st->scan_exceptions++;

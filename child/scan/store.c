@@ -3,30 +3,57 @@
  * parent of a bucket directory this call created), so that the 250 that follows rests on it. */
 #include "scan/store.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "storepath.h"
+
 #include "fs.h"
 #include "log.h"
+#include "usage.h"
 #include "util.h"
 
-void store_area_dir(const char *area, char *out, size_t n)
-{
-    uint32_t h = 2166136261u; /* FNV-1a of the exact name: distinct names stay distinct */
-    size_t i = 0;
+#define STORE_USAGE_DIRS 4 /* stored-mail bases with counters: quarantine and archive */
 
-    for (const unsigned char *p = (const unsigned char *)area; *p != '\0'; p++)
-        h = (h ^ *p) * 16777619u;
-    for (const unsigned char *p = (const unsigned char *)area;
-         *p != '\0' && i + 10 < n && i < STORE_AREA_DIR_MAX - 10; p++)
-        out[i++] = isalnum(*p) && *p < 0x80 ? (char)tolower(*p) : '_';
-    snprintf(out + i, n - i, "-%08x", h);
+/* The usage counters (R5.9) of each base directory, opened at its first write and kept for
+ * the life of the process; scan threads share them (the adds themselves are atomic). */
+static struct {
+    pthread_mutex_t mu;
+    char base[STORE_USAGE_DIRS][STORE_PATH_MAX / 2];
+    usage_t *u[STORE_USAGE_DIRS];
+    unsigned n;
+    bool warned;
+} s_usage = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* NULL when the counters cannot be opened: mail still flows, the manager's verification walk
+ * finds the drift and corrects it. */
+static usage_t *s_usage_of(const char *base)
+{
+    usage_t *u = NULL;
+    char err[512];
+
+    pthread_mutex_lock(&s_usage.mu);
+    for (unsigned i = 0; i < s_usage.n && u == NULL; i++)
+        if (strcmp(s_usage.base[i], base) == 0)
+            u = s_usage.u[i];
+    if (u == NULL && s_usage.n < STORE_USAGE_DIRS) {
+        if ((u = usage_open(base, err, sizeof err)) != NULL) {
+            strlcpy_p(s_usage.base[s_usage.n], base, sizeof s_usage.base[0]);
+            s_usage.u[s_usage.n++] = u;
+        } else if (!s_usage.warned) {
+            log_err("usage counters of %s: %s; stored files are not counted until the "
+                    "manager's verification walk", base, err);
+            s_usage.warned = true;
+        }
+    }
+    pthread_mutex_unlock(&s_usage.mu);
+    return u;
 }
 
 /* mkdir one level (0700); *made tells whether this call created it. */
@@ -61,7 +88,7 @@ static int s_write_all(int fd, const char *p, size_t len)
 int store_write(const char *base, const char *area, const char *kind, const void *data,
                 size_t len, uint64_t when_ms, struct store_file *out, char *err, size_t errlen)
 {
-    char adir[STORE_AREA_DIR_MAX + 1], area_path[STORE_PATH_MAX - 256];
+    char adir[STOREPATH_AREA_DIR_MAX + 1], area_path[STORE_PATH_MAX - 256];
     char bucket_path[STORE_PATH_MAX - 128], tmp[STORE_PATH_MAX];
     time_t t = (time_t)(when_ms / 1000);
     struct tm tm;
@@ -74,7 +101,7 @@ int store_write(const char *base, const char *area, const char *kind, const void
     gmtime_r(&t, &tm);
     strftime(out->bucket, sizeof out->bucket, "%Y%m%d%H", &tm);
     random_hex(out->file_id, STORE_FILE_ID_BYTES);
-    store_area_dir(area, adir, sizeof adir);
+    storepath_area_dir(area, adir, sizeof adir);
     if (strlen(base) > STORE_PATH_MAX - 512) {
         snprintf(err, errlen, "directory name too long");
         return -1;
@@ -114,11 +141,17 @@ int store_write(const char *base, const char *area, const char *kind, const void
         return -1;
     }
     out->size = len;
+    out->usage = s_usage_of(base);
+    usage_add(out->usage, (int64_t)len, 1);
     return 0;
 }
 
 void store_remove(const struct store_file *f)
 {
-    if (f->path[0] != '\0' && unlink(f->path) != 0 && errno != ENOENT)
+    if (f->path[0] == '\0')
+        return;
+    if (unlink(f->path) == 0)
+        usage_add(f->usage, -(int64_t)f->size, -1);
+    else if (errno != ENOENT)
         log_warn("cannot remove %s: %s", f->path, strerror(errno));
 }

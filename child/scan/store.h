@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 #define STORE_FILE_ID_BYTES 16   /* random bytes of a file id: 32 hex characters */
-#define STORE_AREA_DIR_MAX 64    /* bytes of an area's directory name */
 #define STORE_PATH_MAX 4096
 
 struct store_file {
@@ -18,11 +17,9 @@ struct store_file {
     char bucket[11];                           /* YYYYMMDDHH */
     char path[STORE_PATH_MAX];
     uint64_t size;
+    struct usage *usage;                       /* the base's counters (R5.9); may be NULL */
 };
 
-/* Filesystem-safe, distinct directory name for an area: lowercase alnum and '_', a dash and
- * 8 hex digits of a hash of the exact name. */
-void store_area_dir(const char *area, char *out, size_t n);
 /* 0 ok (out filled), -1 with err filled; nothing is left behind on failure. */
 int store_write(const char *base, const char *area, const char *kind, const void *data,
                 size_t len, uint64_t when_ms, struct store_file *out, char *err, size_t errlen);

@@ -28,6 +28,12 @@ int admin_settings_set(PGconn *c, const char *key, const char *value, uint64_t *
 /* Every setting (or the one named by key) with value, default, range, unit, description. */
 json_t *admin_settings_describe(PGconn *c, const char *key, char *err, size_t errlen);
 int admin_config_version(PGconn *c, uint64_t *version, char *err, size_t errlen);
+/* Inside the caller's transaction: a new configuration version for reason and NOTIFY (delivered
+ * at commit, so the parent never sees a version before its rows). 0 ok, -1 with err filled. */
+int admin_config_bump(PGconn *c, const char *reason, uint64_t *version, char *err, size_t errlen);
+/* The same, then COMMIT; rolled back on any failure. */
+int admin_config_commit(PGconn *c, const char *reason, uint64_t *version, char *err,
+                        size_t errlen);
 /* The upstream MTA's retry settings (mta.*) of a settings set (R4). */
 struct mta_retry;
 void admin_mta_retry(const settings_t *s, struct mta_retry *r);
@@ -106,6 +112,27 @@ json_t *admin_wrs_list(PGconn *c, size_t limit, char *err, size_t errlen);
 int admin_wrs_snapshot_fill(PGconn *c, Portcullis__ConfigSnapshot *snap, char *err,
                             size_t errlen);
 void admin_wrs_snapshot_clear(Portcullis__ConfigSnapshot *snap);
+
+/* --- anti-spam rules (R5.1) ------------------------------------------------------------------ */
+/* Changes as for policy rules: the whole set compiled (policy_compile) before any row changes,
+ * then rows, a new configuration version and a NOTIFY in one transaction; version 0 when
+ * nothing needed to change. */
+/* {"config_version": N, "rules": [{position, name, kind, value, score, enabled}]} in order. */
+json_t *admin_spam_list(PGconn *c, char *err, size_t errlen);
+/* kind: header_regex, header_missing, body_regex, ers_listed, web_reputation; value as the
+ * policy condition of that kind (header_missing: a header name); score -100..100; position
+ * 1..n+1 (0: last). */
+int admin_spam_add(PGconn *c, const char *name, const char *kind, const char *value,
+                   double score, unsigned position, uint64_t *version, char *err,
+                   size_t errlen);
+int admin_spam_remove(PGconn *c, const char *name, uint64_t *version, char *err, size_t errlen);
+int admin_spam_set_enabled(PGconn *c, const char *name, bool enabled, uint64_t *version,
+                           char *err, size_t errlen);
+/* The enabled rules of the parent's snapshot (ConfigSnapshot.spam_rules), in order, owned by
+ * snap until admin_spam_snapshot_clear() (which admin_snapshot_clear() calls). */
+int admin_spam_snapshot_fill(PGconn *c, Portcullis__ConfigSnapshot *snap, char *err,
+                             size_t errlen);
+void admin_spam_snapshot_clear(Portcullis__ConfigSnapshot *snap);
 
 /* The parent's snapshot: adds every rule (in order), area and web-reputation entry to snap, owned by snap until
  * admin_snapshot_clear(). Read in one transaction; a version made after the settings were

@@ -118,6 +118,35 @@ static json_t *s_text_or_null(PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col));
 }
 
+/* Cluster totals of the children's last reported quarantine and archive usage (R5.12). */
+static json_t *s_store_totals(const json_t *children)
+{
+    json_t *tot = json_object(), *ch, *st;
+    size_t i, k;
+
+    json_array_foreach(children, i, ch) {
+        json_array_foreach(json_object_get(json_object_get(ch, "health"), "stores"), k, st) {
+            const char *kind = json_string_value(json_object_get(st, "kind"));
+            json_t *t;
+            if (kind == NULL || kind[0] == '\0')
+                continue;
+            if ((t = json_object_get(tot, kind)) == NULL) {
+                t = json_pack("{s:I, s:I, s:I, s:i}", "bytes", (json_int_t)0, "files",
+                              (json_int_t)0, "quota_bytes", (json_int_t)0, "children", 0);
+                json_object_set_new(tot, kind, t);
+            }
+            static const char *const fields[] = { "bytes", "files", "quota_bytes" };
+            for (size_t f = 0; f < ARRAY_LEN(fields); f++)
+                json_object_set_new(t, fields[f], json_integer(
+                    json_integer_value(json_object_get(t, fields[f])) +
+                    json_integer_value(json_object_get(st, fields[f]))));
+            json_object_set_new(t, "children", json_integer(
+                json_integer_value(json_object_get(t, "children")) + 1));
+        }
+    }
+    return tot;
+}
+
 json_t *admin_status(PGconn *c, char *err, size_t errlen)
 {
     char window[32];
@@ -174,6 +203,7 @@ json_t *admin_status(PGconn *c, char *err, size_t errlen)
         json_array_append_new(arr, o);
     }
     PQclear(r);
+    json_object_set_new(out, "store_totals", s_store_totals(arr));
     json_object_set_new(out, "children", arr);
     return out;
 }

@@ -125,6 +125,30 @@ static json_t *s_page(PGconn *c, struct query *q, const char *key, int64_t limit
     "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 #define ADMIN_LOG_CURSOR ", (extract(epoch FROM received_at) * 1000000)::bigint, id "
 
+/* "RESULT" or "ENGINE:RESULT" → a jsonb containment filter; *json is the parameter (freed by
+ * the caller). -1 with err when the text cannot be a JSON string. */
+static int s_verdict(struct query *q, const char *verdict, char **json, char *err, size_t errlen)
+{
+    const char *colon = strchr(verdict, ':');
+    json_t *v = json_object(), *a = json_array();
+
+    if (colon != NULL) {
+        json_object_set_new(v, "engine", json_stringn(verdict, (size_t)(colon - verdict)));
+        json_object_set_new(v, "result", json_string(colon + 1));
+    } else {
+        json_object_set_new(v, "result", json_string(verdict));
+    }
+    json_array_append_new(a, v);
+    *json = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (*json == NULL) {
+        snprintf(err, errlen, "--verdict: not valid UTF-8 text");
+        return -1;
+    }
+    s_where(q, "verdicts @> $?::jsonb", *json);
+    return 0;
+}
+
 json_t *admin_log_query(PGconn *c, const struct admin_log_filter *f, char *err, size_t errlen)
 {
     struct query q = { .len = 0, .n = 0 };
@@ -148,24 +172,8 @@ json_t *admin_log_query(PGconn *c, const struct admin_log_filter *f, char *err, 
         s_where(&q, "portcullis_lower_array(recipients) @> ARRAY[lower($?)]", f->recipient);
     if (f->action != NULL)
         s_where(&q, "action = $?", f->action);
-    if (f->verdict != NULL) {
-        const char *colon = strchr(f->verdict, ':');
-        json_t *v = json_object(), *a = json_array();
-        if (colon != NULL) {
-            json_object_set_new(v, "engine", json_stringn(f->verdict, (size_t)(colon - f->verdict)));
-            json_object_set_new(v, "result", json_string(colon + 1));
-        } else {
-            json_object_set_new(v, "result", json_string(f->verdict));
-        }
-        json_array_append_new(a, v);
-        verdict = json_dumps(a, JSON_COMPACT);
-        json_decref(a);
-        if (verdict == NULL) {
-            snprintf(err, errlen, "--verdict: not valid UTF-8 text");
-            return NULL;
-        }
-        s_where(&q, "verdicts @> $?::jsonb", verdict);
-    }
+    if (f->verdict != NULL && s_verdict(&q, f->verdict, &verdict, err, errlen) != 0)
+        return NULL;
     s_common(&q, f);
     res = s_page(c, &q, "records", f->limit, err, errlen);
     free(verdict);
@@ -175,13 +183,15 @@ json_t *admin_log_query(PGconn *c, const struct admin_log_filter *f, char *err, 
 json_t *admin_stored_list(PGconn *c, const struct admin_log_filter *f, char *err, size_t errlen)
 {
     struct query q = { .len = 0, .n = 0 };
+    char *verdict = NULL;
+    json_t *res;
 
     if (f->kind == NULL || (f->after != NULL && !admin_log_cursor_valid(f->after))) {
         snprintf(err, errlen, "stored message list: %s", f->kind == NULL ? "kind is required"
                                                                           : "not a valid cursor");
         return NULL;
     }
-    s_sql(&q, "SELECT jsonb_build_object('child', child, 'area', area, 'kind', kind, 'file_id', "
+    s_sql(&q, "SELECT jsonb_build_object('id', id, 'child', child, 'area', area, 'kind', kind, 'file_id', "
               "file_id, 'bucket', bucket, 'size', size, 'received_at', "
               ADMIN_LOG_TIME("received_at") ", 'sender', sender, 'recipients', "
               "to_jsonb(recipients), 'subject', subject, 'verdicts', verdicts, 'rule', rule, "
@@ -192,6 +202,57 @@ json_t *admin_stored_list(PGconn *c, const struct admin_log_filter *f, char *err
         s_where(&q, "area = $?", f->area);
     if (f->recipient != NULL)
         s_where(&q, "portcullis_lower_array(recipients) @> ARRAY[lower($?)]", f->recipient);
+    /* R5.4 search: substring of the subject, the deciding rule, a verdict, the state */
+    if (f->subject != NULL)
+        s_where(&q, "strpos(lower(subject), lower($?)) > 0", f->subject);
+    if (f->rule != NULL)
+        s_where(&q, "rule = $?", f->rule);
+    if (f->state != NULL)
+        s_where(&q, "state = $?", f->state);
+    else /* files purged, deleted or released are history: shown when asked for by state */
+        s_sql(&q, " AND removed_at IS NULL");
+    if (f->verdict != NULL && s_verdict(&q, f->verdict, &verdict, err, errlen) != 0)
+        return NULL;
     s_common(&q, f);
-    return s_page(c, &q, "messages", f->limit, err, errlen);
+    res = s_page(c, &q, "messages", f->limit, err, errlen);
+    free(verdict);
+    return res;
+}
+
+json_t *admin_event_query(PGconn *c, const struct admin_log_filter *f, char *err, size_t errlen)
+{
+    struct query q = { .len = 0, .n = 0 };
+    int64_t limit = f->limit > 0 ? f->limit : ADMIN_LOG_LIMIT_DEFAULT;
+
+    if (f->after != NULL && !admin_log_cursor_valid(f->after)) {
+        snprintf(err, errlen, "'%.64s' is not a cursor printed by this command", f->after);
+        return NULL;
+    }
+    s_sql(&q, "SELECT jsonb_build_object('at', " ADMIN_LOG_TIME("e.at") ", 'child', c.name, "
+              "'category', e.category, 'severity', e.severity, 'message', e.message)::text, "
+              "(extract(epoch FROM e.at) * 1000000)::bigint, e.id "
+              "FROM events e LEFT JOIN children c ON c.id = e.child_id WHERE true");
+    if (f->category != NULL && strcmp(f->category, "all") != 0)
+        s_where(&q, "e.category = $?", f->category);
+    if (f->since != NULL)
+        s_where(&q, "e.at >= $?::timestamptz", f->since);
+    if (f->until != NULL)
+        s_where(&q, "e.at < $?::timestamptz", f->until);
+    if (f->child != NULL)
+        s_where(&q, "c.name = $?", f->child);
+    if (f->after != NULL) {
+        const char *dot = strchr(f->after, '.');
+        snprintf(q.own[0], sizeof q.own[0], "%.*s", (int)(dot - f->after), f->after);
+        snprintf(q.own[1], sizeof q.own[1], "%s", dot + 1);
+        q.p[q.n++] = q.own[0];
+        q.p[q.n++] = q.own[1];
+        q.len += (size_t)snprintf(q.sql + q.len, sizeof q.sql - q.len,
+                                  " AND (e.at, e.id) < ('epoch'::timestamptz + $%d::bigint"
+                                  " * interval '1 microsecond', $%d::bigint)", q.n - 1, q.n);
+    }
+    snprintf(q.own[2], sizeof q.own[2], "%" PRId64, limit + 1);
+    q.p[q.n++] = q.own[2];
+    q.len += (size_t)snprintf(q.sql + q.len, sizeof q.sql - q.len,
+                              " ORDER BY e.at DESC, e.id DESC LIMIT $%d::bigint", q.n);
+    return s_page(c, &q, "events", f->limit, err, errlen);
 }

@@ -21,6 +21,10 @@ struct admin_log_filter {
     const char *child;               /* child name */
     const char *area;                /* stored messages: area name */
     const char *kind;                /* stored messages: "quarantine" or "archive" */
+    const char *subject;             /* stored messages: case-insensitive substring (R5.4) */
+    const char *rule;                /* stored messages: the rule that stored it, exactly */
+    const char *state;               /* stored messages: stored, released, deleted, removed */
+    const char *category;            /* events: "system", "cluster", …; "all" = any (R1.6) */
     int64_t limit;                   /* 1..ADMIN_LOG_LIMIT_MAX; 0: the default */
     const char *after;               /* cursor from a previous page's "next" */
 };
@@ -31,5 +35,9 @@ bool admin_log_cursor_valid(const char *text);
 json_t *admin_log_query(PGconn *c, const struct admin_log_filter *f, char *err, size_t errlen);
 /* {"messages": [...], "next": cursor or null}, f->kind required. */
 json_t *admin_stored_list(PGconn *c, const struct admin_log_filter *f, char *err, size_t errlen);
+/* {"events": [{at, child, category, severity, message}...], "next": cursor or null}: the
+ * events table (cluster events and the children's system events), f->category required;
+ * since, until, child, limit and after apply. */
+json_t *admin_event_query(PGconn *c, const struct admin_log_filter *f, char *err, size_t errlen);
 
 #endif

@@ -3,6 +3,7 @@
  * validates it with policy_compile() (the children's own check), and only then writes it, with
  * a new configuration version and a NOTIFY, in the same transaction. */
 #include "admin/admin.h"
+#include "admin/admin_update.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -207,33 +208,14 @@ static int s_begin(PGconn *c, struct pset *ps, char *err, size_t errlen)
 
 static int s_validate(const struct pset *ps, char *err, size_t errlen)
 {
-    policy_t *p = policy_compile(ps->rules, ps->nrules, ps->areas, ps->nareas, err, errlen);
+    /* Spam rules are checked by admin_spam.c: nothing here refers to them. */
+    policy_t *p = policy_compile(ps->rules, ps->nrules, ps->areas, ps->nareas, NULL, 0, err,
+                                 errlen);
 
     if (p == NULL)
         return -1;
     policy_free(&p);
     return 0;
-}
-
-/* New configuration version, NOTIFY, COMMIT. Rolls back on failure. */
-static int s_finish(PGconn *c, const char *reason, uint64_t *version, char *err, size_t errlen)
-{
-    const char *p[] = { reason };
-    PGresult *r = db_query(c, "INSERT INTO config_versions (reason) VALUES ($1) "
-                              "RETURNING version", 1, p, err, errlen);
-
-    if (r == NULL)
-        goto fail;
-    *version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    /* Delivered at commit, so the parent never sees a version before its rows. */
-    if (db_exec(c, "SELECT pg_notify('" ADMIN_NOTIFY_CONFIG "', $1)", 1, p, err, errlen) != 0 ||
-        db_commit(c, err, errlen) != 0)
-        goto fail;
-    return 0;
-fail:
-    db_rollback(c);
-    return -1;
 }
 
 static int s_abort(PGconn *c, struct pset *ps)
@@ -358,7 +340,7 @@ int admin_area_add(PGconn *c, const char *name, const char *kind, unsigned reten
                 p, err, errlen) != 0)
         return s_abort(c, &ps);
     s_pset_free(&ps);
-    return s_finish(c, reason, version, err, errlen);
+    return admin_config_commit(c, reason, version, err, errlen);
 }
 
 int admin_area_set_retention(PGconn *c, const char *name, unsigned retention_days,
@@ -388,7 +370,7 @@ int admin_area_set_retention(PGconn *c, const char *name, unsigned retention_day
                 errlen) != 0)
         return s_abort(c, &ps);
     s_pset_free(&ps);
-    return s_finish(c, reason, version, err, errlen);
+    return admin_config_commit(c, reason, version, err, errlen);
 }
 
 int admin_area_remove(PGconn *c, const char *name, uint64_t *version, char *err, size_t errlen)
@@ -418,7 +400,7 @@ int admin_area_remove(PGconn *c, const char *name, uint64_t *version, char *err,
     if (db_exec(c, "DELETE FROM areas WHERE name = $1", 1, p, err, errlen) != 0)
         return s_abort(c, &ps);
     s_pset_free(&ps);
-    return s_finish(c, reason, version, err, errlen);
+    return admin_config_commit(c, reason, version, err, errlen);
 }
 
 /* --- rules -------------------------------------------------------------------------------------- */
@@ -517,7 +499,7 @@ int admin_policy_add(PGconn *c, const Portcullis__PolicyRule *rule, unsigned pos
         return s_abort(c, &ps);
     snprintf(reason, sizeof reason, "policy add \"%.127s\" at %zu", rule->name, at + 1);
     s_pset_free(&ps);
-    return s_finish(c, reason, version, err, errlen);
+    return admin_config_commit(c, reason, version, err, errlen);
 }
 
 int admin_policy_remove(PGconn *c, const char *name, uint64_t *version, char *err,
@@ -543,7 +525,7 @@ int admin_policy_remove(PGconn *c, const char *name, uint64_t *version, char *er
         s_write_order(c, &ps, err, errlen) != 0)
         return s_abort(c, &ps);
     s_pset_free(&ps);
-    return s_finish(c, reason, version, err, errlen);
+    return admin_config_commit(c, reason, version, err, errlen);
 }
 
 int admin_policy_move(PGconn *c, const char *name, unsigned position, uint64_t *version,
@@ -582,7 +564,7 @@ int admin_policy_move(PGconn *c, const char *name, unsigned position, uint64_t *
     if (s_write_order(c, &ps, err, errlen) != 0)
         return s_abort(c, &ps);
     s_pset_free(&ps);
-    return s_finish(c, reason, version, err, errlen);
+    return admin_config_commit(c, reason, version, err, errlen);
 }
 
 int admin_policy_set_enabled(PGconn *c, const char *name, bool enabled, uint64_t *version,
@@ -611,7 +593,7 @@ int admin_policy_set_enabled(PGconn *c, const char *name, bool enabled, uint64_t
                    "WHERE name = $1", 2, p, err, errlen) != 0)
         return s_abort(c, &ps);
     s_pset_free(&ps);
-    return s_finish(c, reason, version, err, errlen);
+    return admin_config_commit(c, reason, version, err, errlen);
 }
 
 /* --- the configuration snapshot ----------------------------------------------------------------- */
@@ -632,7 +614,9 @@ int admin_snapshot_fill(PGconn *c, Portcullis__ConfigSnapshot *snap, char *err, 
     snap->n_rules = ps.nrules;
     snap->areas = ps.areas;
     snap->n_areas = ps.nareas;
-    if (admin_wrs_snapshot_fill(c, snap, err, errlen) != 0) {
+    if (admin_wrs_snapshot_fill(c, snap, err, errlen) != 0 ||
+        admin_update_snapshot_fill(c, snap, err, errlen) != 0 ||
+        admin_spam_snapshot_fill(c, snap, err, errlen) != 0) {
         admin_snapshot_clear(snap);
         return -1;
     }
@@ -650,4 +634,6 @@ void admin_snapshot_clear(Portcullis__ConfigSnapshot *snap)
     snap->areas = NULL;
     snap->n_areas = 0;
     admin_wrs_snapshot_clear(snap);
+    admin_update_snapshot_clear(snap);
+    admin_spam_snapshot_clear(snap);
 }

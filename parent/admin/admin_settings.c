@@ -24,6 +24,29 @@ int admin_config_version(PGconn *c, uint64_t *version, char *err, size_t errlen)
     return 0;
 }
 
+int admin_config_bump(PGconn *c, const char *reason, uint64_t *version, char *err, size_t errlen)
+{
+    const char *p[] = { reason };
+    PGresult *r = db_query(c, "INSERT INTO config_versions (reason) VALUES ($1) RETURNING version",
+                           1, p, err, errlen);
+
+    if (r == NULL)
+        return -1;
+    *version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return db_exec(c, "SELECT pg_notify('" ADMIN_NOTIFY_CONFIG "', $1)", 1, p, err, errlen);
+}
+
+int admin_config_commit(PGconn *c, const char *reason, uint64_t *version, char *err,
+                        size_t errlen)
+{
+    if (admin_config_bump(c, reason, version, err, errlen) != 0 || db_commit(c, err, errlen) != 0) {
+        db_rollback(c);
+        return -1;
+    }
+    return 0;
+}
+
 settings_t *admin_settings_effective(PGconn *c, char *err, size_t errlen)
 {
     PGresult *r;
@@ -89,7 +112,6 @@ int admin_settings_set(PGconn *c, const char *key, const char *value, uint64_t *
 {
     const struct setting_def *d = settings_find_key(key);
     char canon[SETTINGS_VALUE_MAX], reason[SETTINGS_KEY_MAX + SETTINGS_VALUE_MAX + 16];
-    PGresult *r;
 
     if (d == NULL) {
         snprintf(err, errlen, "unknown setting '%.128s' (see `portcullis settings get`)", key);
@@ -102,25 +124,14 @@ int admin_settings_set(PGconn *c, const char *key, const char *value, uint64_t *
     snprintf(reason, sizeof reason, "settings set %s.%s=%s", d->section, d->name, canon);
     {
         const char *p[] = { d->section, d->name, canon };
-        const char *pr[] = { reason };
         if (db_begin(c, err, errlen) != 0)
             return -1;
         if (db_exec(c, "INSERT INTO settings (section, name, value) VALUES ($1, $2, $3) "
                        "ON CONFLICT (section, name) DO UPDATE SET value = EXCLUDED.value, "
                        "updated_at = now()", 3, p, err, errlen) != 0)
             goto fail;
-        r = db_query(c, "INSERT INTO config_versions (reason) VALUES ($1) RETURNING version", 1,
-                     pr, err, errlen);
-        if (r == NULL)
-            goto fail;
-        *version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-        /* Delivered at commit, so the parent never sees a version before its values. */
-        if (db_exec(c, "SELECT pg_notify('" ADMIN_NOTIFY_CONFIG "', $1)", 1, pr, err, errlen) != 0 ||
-            db_commit(c, err, errlen) != 0)
-            goto fail;
+        return admin_config_commit(c, reason, version, err, errlen);
     }
-    return 0;
 fail:
     db_rollback(c);
     return -1;

@@ -15,7 +15,6 @@ int admin_wrs_import(PGconn *c, const struct admin_wrs_entry *e, size_t n, bool 
                      uint64_t *version, size_t *total, char *err, size_t errlen)
 {
     char reason[96], level[16];
-    const char *pr[] = { reason };
     PGresult *r;
 
     if (n > ADMIN_WRS_ENTRIES_MAX) {
@@ -46,17 +45,7 @@ int admin_wrs_import(PGconn *c, const struct admin_wrs_entry *e, size_t n, bool 
                  "(use --replace, or remove entries first)", *total, ADMIN_WRS_ENTRIES_MAX);
         goto fail;
     }
-    r = db_query(c, "INSERT INTO config_versions (reason) VALUES ($1) RETURNING version", 1, pr,
-                 err, errlen);
-    if (r == NULL)
-        goto fail;
-    *version = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    /* Delivered at commit, so the parent never sees a version before its entries. */
-    if (db_exec(c, "SELECT pg_notify('" ADMIN_NOTIFY_CONFIG "', $1)", 1, pr, err, errlen) != 0 ||
-        db_commit(c, err, errlen) != 0)
-        goto fail;
-    return 0;
+    return admin_config_commit(c, reason, version, err, errlen);
 fail:
     db_rollback(c);
     return -1;

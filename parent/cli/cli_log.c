@@ -22,6 +22,7 @@ struct opts {
     struct admin_log_filter f;
     char since[CLI_TIME_LEN], until[CLI_TIME_LEN];
     bool stored;       /* quarantine/archive list: --area allowed, no --verdict/--action */
+    bool search;       /* quarantine/archive search (R5.4): also --verdict, --subject, --rule, --state */
 };
 
 static int s_usage_err(const char *fmt, const char *a, const char *b)
@@ -68,7 +69,8 @@ static int s_time(PGconn *db, const char *opt, const char *text, char *out)
 static int s_parse(PGconn *db, struct opts *o, int argc, char **argv)
 {
     static const char *const names[] = { "since", "until", "sender", "recipient", "verdict",
-                                         "action", "child", "limit", "after", "area" };
+                                         "action", "child", "limit", "after", "area",
+                                         "category", "subject", "rule", "state" };
     const char *val[ARRAY_LEN(names)] = { NULL };
     char err[512];
     int rc;
@@ -85,7 +87,9 @@ static int s_parse(PGconn *db, struct opts *o, int argc, char **argv)
             if (strlen(names[k]) == len && strncmp(a, names[k], len) == 0)
                 break;
         /* --verdict and --action are the log's, --area the stored messages' */
-        if (k == ARRAY_LEN(names) || (o->stored && (k == 4 || k == 5)) || (!o->stored && k == 9))
+        if (k == ARRAY_LEN(names) ||
+            (o->stored && (k == 5 || k == 10 || (k == 4 && !o->search))) ||
+            (!o->stored && k == 9) || (!o->search && k >= 11))
             return s_usage_err("unknown option '%s'%s", argv[i], "");
         if (eq != NULL)
             val[k] = eq + 1;
@@ -114,6 +118,15 @@ static int s_parse(PGconn *db, struct opts *o, int argc, char **argv)
     o->f.action = val[5];
     o->f.child = val[6];
     o->f.area = val[9];
+    o->f.category = val[10];
+    o->f.subject = val[11];
+    o->f.rule = val[12];
+    o->f.state = val[13];
+    /* --category searches the events (R1.6), which have no envelope or verdicts */
+    for (size_t m = 2; m <= 5 && val[10] != NULL; m++)
+        if (val[m] != NULL)
+            return s_usage_err("--%s does not apply with --category (events have no %s)",
+                               names[m], "sender, recipients, verdicts or action");
     if (val[7] != NULL && (parse_int64(val[7], &o->f.limit) != 0 || o->f.limit < 1 ||
                            o->f.limit > ADMIN_LOG_LIMIT_MAX)) {
         fprintf(stderr, "portcullis: --limit: a number from 1 to %d is required\n",
@@ -175,17 +188,19 @@ static int s_print(json_t *res, const char *key, bool json, bool stored)
         return 0;
     }
     if (stored)
-        printf("%-24s %-12s %-18s %-20s %9s %-28s %-28s %s\n", "RECEIVED", "CHILD", "AREA",
-               "FILE ID", "SIZE", "SENDER", "RECIPIENTS", "SUBJECT");
+        printf("%8s %-24s %-12s %-18s %-32s %-8s %9s %-28s %-28s %s\n", "ID", "RECEIVED",
+               "CHILD", "AREA", "FILE ID", "STATE", "SIZE", "SENDER", "RECIPIENTS", "SUBJECT");
     else
         printf("%-24s %-12s %-12s %-28s %-28s %-20s %s\n", "RECEIVED", "CHILD", "ACTION",
                "SENDER", "RECIPIENTS", "VERDICTS", "SUBJECT");
     json_array_foreach(json_object_get(res, key), i, r) {
         s_list(json_object_get(r, "recipients"), rcpt, sizeof rcpt);
         if (stored) {
-            printf("%-24s %-12s %-18s %-20s %9" JSON_INTEGER_FORMAT " %-28s %-28s %.60s\n",
+            printf("%8" JSON_INTEGER_FORMAT " %-24s %-12s %-18s %-32s %-8s %9" JSON_INTEGER_FORMAT
+                   " %-28s %-28s %.60s\n", json_integer_value(json_object_get(r, "id")),
                    s_str(r, "received_at"), s_str(r, "child"), s_str(r, "area"),
-                   s_str(r, "file_id"), json_integer_value(json_object_get(r, "size")),
+                   s_str(r, "file_id"), s_str(r, "state"),
+                   json_integer_value(json_object_get(r, "size")),
                    s_str(r, "sender"), rcpt, s_str(r, "subject"));
         } else {
             s_verdicts(json_object_get(r, "verdicts"), verd, sizeof verd);
@@ -194,6 +209,24 @@ static int s_print(json_t *res, const char *key, bool json, bool stored)
                    s_str(r, "subject"));
         }
     }
+    if (json_is_string(json_object_get(res, "next")))
+        printf("more: --after %s\n", json_string_value(json_object_get(res, "next")));
+    json_decref(res);
+    return 0;
+}
+
+/* `log query --category C`: the events, newest first. */
+static int s_print_events(json_t *res, bool json)
+{
+    size_t i;
+    json_t *e;
+
+    if (json)
+        return s_print(res, "events", true, false);
+    printf("%-24s %-12s %-10s %-8s %s\n", "AT", "CHILD", "CATEGORY", "SEVERITY", "MESSAGE");
+    json_array_foreach(json_object_get(res, "events"), i, e)
+        printf("%-24s %-12s %-10s %-8s %s\n", s_str(e, "at"), s_str(e, "child"),
+               s_str(e, "category"), s_str(e, "severity"), s_str(e, "message"));
     if (json_is_string(json_object_get(res, "next")))
         printf("more: --after %s\n", json_string_value(json_object_get(res, "next")));
     json_decref(res);
@@ -209,11 +242,35 @@ int cli_log_query(PGconn *db, bool json, int argc, char **argv)
 
     if (rc != 0)
         return rc;
+    if (o.f.category != NULL) {
+        if ((res = admin_event_query(db, &o.f, err, sizeof err)) == NULL) {
+            fprintf(stderr, "portcullis: %s\n", err);
+            return CLI_EXIT_FAILED;
+        }
+        return s_print_events(res, json);
+    }
     if ((res = admin_log_query(db, &o.f, err, sizeof err)) == NULL) {
         fprintf(stderr, "portcullis: %s\n", err);
         return CLI_EXIT_FAILED;
     }
     return s_print(res, "records", json, false);
+}
+
+int cli_stored_search(PGconn *db, bool json, const char *kind, int argc, char **argv)
+{
+    struct opts o = { .stored = true, .search = true };
+    char err[1024];
+    json_t *res;
+    int rc = s_parse(db, &o, argc, argv);
+
+    if (rc != 0)
+        return rc;
+    o.f.kind = kind;
+    if ((res = admin_stored_list(db, &o.f, err, sizeof err)) == NULL) {
+        fprintf(stderr, "portcullis: %s\n", err);
+        return CLI_EXIT_FAILED;
+    }
+    return s_print(res, "messages", json, true);
 }
 
 int cli_stored_list(PGconn *db, bool json, const char *kind, int argc, char **argv)

@@ -10,5 +10,7 @@
 int cli_log_query(PGconn *db, bool json, int argc, char **argv);
 /* kind: "quarantine" or "archive". */
 int cli_stored_list(PGconn *db, bool json, const char *kind, int argc, char **argv);
+/* The same with the search filters of R5.4: --subject, --rule, --verdict, --state. */
+int cli_stored_search(PGconn *db, bool json, const char *kind, int argc, char **argv);
 
 #endif

@@ -10,9 +10,13 @@
 
 #include "admin/admin.h"
 #include "cli/cli_log.h"
+#include "cli/cli_store.h"
 #include "cli/cmd_policy.h"
+#include "cli/cmd_quarantine.h"
 #include "cli/cmd_sps.h"
 #include "cli/cmd_wrs.h"
+#include "cli/cmd_update.h"
+#include "cli/cmd_spam.h"
 #include "cli/cmd_mta.h"
 #include "cli/cmd_notify.h"
 #include "db/db.h"
@@ -44,13 +48,18 @@ static void s_usage(FILE *f)
         "  log query [--since T] [--until T] [--sender S] [--recipient R] [--verdict [ENGINE:]V]\n"
         "            [--action A] [--child NAME] [--limit N] [--after CURSOR] [--json]\n"
         "                                       message tracking, newest first (default: last 24 h)\n"
+        "  log query --category C [--since T] [--until T] [--child NAME] [--limit N] [--after CURSOR]\n"
+        "            [--json]                   events: C = system, cluster, … or all (R1.6)\n"
         "  quarantine list [--area A] [--child C] [--sender S] [--recipient R] [--since T]\n"
         "            [--until T] [--limit N] [--after CURSOR] [--json]   quarantined messages\n"
         "  archive list [same options]          archived messages\n"
         "  T: ISO-8601 (2026-11-23T19:00:00Z) or a time ago (45s, 30m, 1h, 2d, 1w)\n");
+    cmd_quarantine_usage(f);
     cmd_policy_usage(f);
     cmd_sps_usage(f);
     cmd_wrs_usage(f);
+    cmd_update_usage(f);
+    cmd_spam_usage(f);
     cmd_mta_usage(f);
     cmd_notify_usage(f);
     fprintf(f,
@@ -108,7 +117,26 @@ static int cmd_status(struct cli *c)
                json_is_object(h) ? s_str(h, "scan_method") : "-", mpm);
         if (json_is_string(json_object_get(ch, "config_error")))
             printf("  ! configuration refused: %s\n", s_str(ch, "config_error"));
+        if (json_is_object(h) && json_object_size(json_object_get(h, "patterns")) > 0) {
+            const char *comp;
+            json_t *pv;
+            printf("  patterns:");
+            json_object_foreach(json_object_get(h, "patterns"), comp, pv)
+                printf(" %s=%s", comp, json_string_value(pv) ? json_string_value(pv) : "?");
+            printf("\n");
+        }
+        if (json_is_object(h) && json_is_string(json_object_get(h, "update_state")) &&
+            strcmp(s_str(h, "update_state"), "ok") != 0 && s_str(h, "update_state")[0] != '\0')
+            printf("  ! component update: %s\n", s_str(h, "update_state"));
+        /* R4.3: only a failure needs the administrator's eye ("ok", "off" say nothing new). */
+        if (json_is_object(h) && json_is_string(json_object_get(h, "mta_state")) &&
+            strcmp(s_str(h, "mta_state"), "ok") != 0 && strcmp(s_str(h, "mta_state"), "off") != 0 &&
+            strcmp(s_str(h, "mta_state"), "") != 0)
+            printf("  ! MTA settings: %s\n", s_str(h, "mta_state"));
+        if (json_is_object(h))
+            cli_store_print_child(h);
     }
+    cli_store_print_totals(st);
     json_decref(st);
     return 0;
 }
@@ -276,6 +304,9 @@ int main(int argc, char **argv)
     else if ((strcmp(argv[0], "quarantine") == 0 || strcmp(argv[0], "archive") == 0) &&
              argc >= 2 && strcmp(argv[1], "list") == 0)
         rc = cli_stored_list(c.db, c.json, argv[0], argc - 2, argv + 2);
+    else if ((strcmp(argv[0], "quarantine") == 0 || strcmp(argv[0], "archive") == 0) &&
+             argc >= 2 && cmd_quarantine_handles(argv[1]))
+        rc = cmd_quarantine(c.db, c.json, argv[0], argc - 1, argv + 1);
     else if (strcmp(argv[0], "policy") == 0)
         rc = cmd_policy_rules(c.db, c.json, argc - 1, argv + 1);
     else if (strcmp(argv[0], "area") == 0)
@@ -284,6 +315,10 @@ int main(int argc, char **argv)
         rc = cmd_sps(c.db, c.json, argc - 1, argv + 1);
     else if (strcmp(argv[0], "wrs") == 0)
         rc = cmd_wrs(c.db, c.json, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "update") == 0)
+        rc = cmd_update(c.db, c.conf, c.json, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "spam") == 0)
+        rc = cmd_spam(c.db, c.json, argc - 1, argv + 1);
     else if (strcmp(argv[0], "mta") == 0)
         rc = cmd_mta(c.db, argc - 1, argv + 1, c.json);
     else if (strcmp(argv[0], "notify") == 0)

@@ -13,8 +13,11 @@
 #include <zmq.h>
 
 #include "admin/admin.h"
+#include "admin/admin_command.h"
 #include "cluster/enrol.h"
+#include "cluster/cmdroute.h"
 #include "cluster/ingest.h"
+#include "cluster/reconcile_sched.h"
 #include "db/db.h"
 #include "link.h"
 #include "log.h"
@@ -43,6 +46,8 @@ struct cluster {
     PGconn *db;
     uint64_t db_retry_ms;
     ingest_t *ingest;              /* report batches into the database (R7.3) */
+    cmdroute_t *cmds;              /* administrators' commands to children (R7.4) */
+    reconcile_sched_t *reconcile;  /* periodic reconciliation of stores and index (R5.3) */
     struct peer *peers;
     size_t npeers, cappeers;
     uint64_t config_version;      /* version of the cached snapshot */
@@ -69,7 +74,8 @@ static bool s_db_ok(cluster_t *c)
         log_err("%s (retrying every %d ms)", err, CLUSTER_DB_RETRY_MS);
         return false;
     }
-    if (db_exec(c->db, "LISTEN " ADMIN_NOTIFY_CONFIG, 0, NULL, err, sizeof err) != 0) {
+    if (db_exec(c->db, "LISTEN " ADMIN_NOTIFY_CONFIG, 0, NULL, err, sizeof err) != 0 ||
+        db_exec(c->db, "LISTEN " ADMIN_NOTIFY_COMMAND, 0, NULL, err, sizeof err) != 0) {
         log_err("LISTEN failed: %s", err);
         db_close(&c->db);
         return false;
@@ -129,6 +135,18 @@ static void s_peer_send_raw(cluster_t *c, struct peer *pe, const uint8_t *buf, s
         zmq_send(c->router, buf, len, ZMQ_DONTWAIT) < 0)
         log_warn("send to %s failed: %s", pe->name, zmq_strerror(errno));
     pe->last_tx_ms = now_ms();
+}
+
+/* cmdroute's way to a child: only a connected one is sent to. */
+static int s_command_send(void *arg, int64_t child_id, const envelope_t *env)
+{
+    cluster_t *c = arg;
+    struct peer *pe = s_peer_find(c, child_id);
+
+    if (pe == NULL || !pe->up)
+        return -1;
+    s_peer_send(c, pe, env);
+    return 0;
 }
 
 static void s_peer_db(cluster_t *c, struct peer *pe, const char *sql, const char *arg)
@@ -239,7 +257,7 @@ static void s_push_config_all(cluster_t *c)
 static void s_db_input(cluster_t *c)
 {
     PGnotify *n;
-    bool any = false;
+    bool any = false, commands = false;
 
     if (PQconsumeInput(c->db) == 0) {
         log_err("database connection lost: %s", PQerrorMessage(c->db));
@@ -247,11 +265,16 @@ static void s_db_input(cluster_t *c)
         return;
     }
     while ((n = PQnotifies(c->db)) != NULL) {
-        any = true;
+        if (strcmp(n->relname, ADMIN_NOTIFY_COMMAND) == 0)
+            commands = true;
+        else
+            any = true;
         PQfreemem(n);
     }
     if (any && s_snapshot_refresh(c))
         s_push_config_all(c);
+    if (commands && s_db_ok(c))
+        cmdroute_dispatch(c->cmds, c->db);
 }
 
 /* --- ZAP: who may connect ------------------------------------------------------------------ */
@@ -376,6 +399,33 @@ static void s_meta(zmq_msg_t *m, const char *prop, char *out, size_t outlen)
     strlcpy_p(out, v != NULL ? v : "?", outlen);
 }
 
+#define CLUSTER_STORES_MAX 8 /* store entries kept from one Health: a child has 2 */
+
+/* Quarantine and archive usage against quota (R5.12), flagged under 1 GB (R5.13). */
+static json_t *s_stores_json(const Portcullis__Health *h)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < h->n_stores && i < CLUSTER_STORES_MAX; i++) {
+        const Portcullis__StoreUsage *u = h->stores[i];
+        json_t *o = json_object();
+
+        json_object_set_new(o, "kind", json_string(u->kind != NULL ? u->kind : ""));
+        json_object_set_new(o, "bytes", json_integer((json_int_t)(u->bytes & INT64_MAX)));
+        json_object_set_new(o, "files", json_integer((json_int_t)(u->files & INT64_MAX)));
+        json_object_set_new(o, "quota_bytes", json_integer((json_int_t)(u->quota_bytes & INT64_MAX)));
+        json_object_set_new(o, "percent", json_real(u->quota_bytes ? 100.0 * (double)u->bytes /
+                                                                         (double)u->quota_bytes
+                                                                   : 0.0));
+        json_object_set_new(o, "quota_under_1gb", json_boolean(u->quota_bytes < (1024ull << 20)));
+        json_object_set_new(o, "last_check_ms", json_integer((json_int_t)(u->last_check_ms & INT64_MAX)));
+        json_object_set_new(o, "last_purge_ms", json_integer((json_int_t)(u->last_purge_ms & INT64_MAX)));
+        json_object_set_new(o, "last_drift_bytes", json_integer((json_int_t)u->last_drift_bytes));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
 static json_t *s_health_json(const Portcullis__Health *h)
 {
     json_t *o = json_object(), *pats = json_object();
@@ -386,15 +436,18 @@ static json_t *s_health_json(const Portcullis__Health *h)
     json_object_set_new(o, "smart_scan_state",
                         json_string(h->smart_scan_state ? h->smart_scan_state : ""));
     json_object_set_new(o, "ers_state", json_string(h->ers_state ? h->ers_state : ""));
+    json_object_set_new(o, "mta_state", json_string(h->mta_state ? h->mta_state : ""));
     json_object_set_new(o, "config_version", json_integer((json_int_t)h->config_version));
     for (size_t i = 0; i < h->n_patterns; i++)
         json_object_set_new(pats, h->patterns[i]->component, json_string(h->patterns[i]->version));
     json_object_set_new(o, "patterns", pats);
+    json_object_set_new(o, "update_state", json_string(h->update_state ? h->update_state : ""));
     json_object_set_new(o, "messages_per_minute", json_integer(h->messages_per_minute));
     json_object_set_new(o, "scan_restarts", json_integer(h->scan_restarts));
     json_object_set_new(o, "uptime_s", json_integer((json_int_t)h->uptime_s));
     json_object_set_new(o, "spool_records", json_integer((json_int_t)h->spool_records));
     json_object_set_new(o, "spool_bytes", json_integer((json_int_t)h->spool_bytes));
+    json_object_set_new(o, "stores", s_stores_json(h));
     if (h->stats != NULL) {
         const Portcullis__ScanStats *s = h->stats;
         json_t *st = json_object();
@@ -532,6 +585,10 @@ static void s_child_message(cluster_t *c, struct peer *pe, const envelope_t *env
     case PORTCULLIS__ENVELOPE__BODY_SCAN_METHOD_CHANGED:
         s_method_changed(c, pe, env->scan_method_changed);
         break;
+    case PORTCULLIS__ENVELOPE__BODY_COMMAND_REPLY:
+        if (s_db_ok(c))
+            cmdroute_reply(c->cmds, c->db, pe->id, pe->name, env->command_reply);
+        break;
     case PORTCULLIS__ENVELOPE__BODY_REPORT_BATCH:
         s_reports(c, pe, env->report_batch);
         break;
@@ -643,6 +700,10 @@ static void s_tick(cluster_t *c)
     /* NOTIFY is the fast path; this catches versions made while we were disconnected. */
     if (s_snapshot_refresh(c))
         s_push_config_all(c);
+    if (s_db_ok(c)) {
+        cmdroute_dispatch(c->cmds, c->db); /* a NOTIFY lost with a reconnect */
+        cmdroute_tick(c->cmds, c->db);
+    }
     hb.sent_ms = wall_ms();
     env.body_case = PORTCULLIS__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
@@ -668,6 +729,7 @@ cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errl
     c->opt = opt;
     c->ctx = zmq_ctx_new();
     c->ingest = ingest_new();
+    c->cmds = cmdroute_new(s_command_send, c);
     if (!zmq_has("curve")) {
         snprintf(err, errlen, "this libzmq has no CURVE support; install a libzmq built with libsodium");
         goto fail;
@@ -675,7 +737,8 @@ cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errl
     c->db = db_connect(opt->dsn, err, errlen);
     if (c->db == NULL)
         goto fail;
-    if (db_exec(c->db, "LISTEN " ADMIN_NOTIFY_CONFIG, 0, NULL, err, errlen) != 0)
+    if (db_exec(c->db, "LISTEN " ADMIN_NOTIFY_CONFIG, 0, NULL, err, errlen) != 0 ||
+        db_exec(c->db, "LISTEN " ADMIN_NOTIFY_COMMAND, 0, NULL, err, errlen) != 0)
         goto fail;
     /* The ZAP handler must exist before any CURVE socket binds. */
     c->zap = zmq_socket(c->ctx, ZMQ_REP);
@@ -692,6 +755,8 @@ cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errl
     if (c->enrol == NULL)
         goto fail;
     s_snapshot_refresh(c);
+    if ((c->reconcile = reconcile_sched_start(opt->dsn, err, errlen)) == NULL)
+        goto fail;
     return c;
 fail:
     cluster_free(&c);
@@ -740,6 +805,7 @@ void cluster_free(cluster_t **cp)
 
     if (cp == NULL || (c = *cp) == NULL)
         return;
+    reconcile_sched_stop(&c->reconcile); /* first: its commands need this loop no longer */
     if (c->db != NULL) {
         /* A clean stop: children will be judged by their silence, but say so now. */
         char err[256];
@@ -754,6 +820,7 @@ void cluster_free(cluster_t **cp)
         zmq_ctx_term(c->ctx);
     db_close(&c->db);
     ingest_free(&c->ingest);
+    cmdroute_free(&c->cmds);
     free(c->peers);
     free(c->snapshot);
     free(c);

@@ -204,6 +204,19 @@ static json_t *s_event_row(uint64_t seq, const Portcullis__SystemEvent *e)
     return o;
 }
 
+static json_t *s_removed_row(uint64_t seq, const Portcullis__StoredRemoved *x)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "seq", s_int(seq, INT64_MAX));
+    json_object_set_new(o, "at_ms", s_int(s_clamp_ms(x->at_ms), INT64_MAX));
+    json_object_set_new(o, "kind", s_text(x->kind));
+    json_object_set_new(o, "file_id", s_text(x->file_id));
+    json_object_set_new(o, "reason", s_text(x->reason != NULL && *x->reason ? x->reason
+                                                                          : "removed"));
+    return o;
+}
+
 /* --- SQL -------------------------------------------------------------------------------------- */
 
 static const char s_sql_tracking[] =
@@ -234,6 +247,26 @@ static const char s_sql_stored[] =
     " kind text, file_id text, bucket text, size bigint, sender text, recipients jsonb,"
     " subject text, verdicts jsonb, rule text, msg_id text) "
     "ON CONFLICT DO NOTHING";
+
+/* A stored file is gone (R5.5, R5.8): the removal is kept (it may come before its row: two
+ * spools) and the index row marked; the first removal of a file wins. */
+static const char s_sql_removed[] =
+    "WITH r AS (SELECT DISTINCT ON (x.file_id) x.kind, x.file_id, x.reason,"
+    "  'epoch'::timestamptz + x.at_ms * interval '1 millisecond' AS at"
+    " FROM jsonb_to_recordset($2::jsonb) AS x(seq bigint, at_ms bigint, kind text,"
+    "  file_id text, reason text) ORDER BY x.file_id, x.seq), "
+    "t AS (INSERT INTO stored_removals (child_id, kind, file_id, removed_at, reason)"
+    " SELECT $1::bigint, r.kind, r.file_id, r.at, r.reason FROM r ON CONFLICT DO NOTHING) "
+    "UPDATE stored_messages s SET state = 'removed', removed_at = r.at, removed_reason = r.reason"
+    " FROM r WHERE s.child_id = $1::bigint AND s.file_id = r.file_id AND s.removed_at IS NULL";
+
+/* Rows of this batch whose removal came first. */
+static const char s_sql_stored_removed[] =
+    "UPDATE stored_messages s SET state = 'removed', removed_at = t.removed_at,"
+    " removed_reason = t.reason FROM stored_removals t"
+    " WHERE s.child_id = $1::bigint AND t.child_id = $1::bigint AND s.file_id = t.file_id"
+    " AND s.removed_at IS NULL AND s.file_id IN"
+    " (SELECT r.file_id FROM jsonb_to_recordset($2::jsonb) AS r(file_id text))";
 
 /* An event the child flagged notify also queues a mail to the administrator — only when the
  * event row is new (a batch sent again inserts nothing, so mails nothing twice). */
@@ -302,6 +335,7 @@ int ingest_batch(ingest_t *in, PGconn *db, int64_t child_id, const char *child_n
                  size_t errlen)
 {
     json_t *tracking = json_array(), *stored = json_array(), *events = json_array();
+    json_t *removed = json_array();
     char idtxt[32];
     uint64_t t0 = now_ms(), first = UINT64_MAX, last = 0;
     int rc = -1;
@@ -337,6 +371,14 @@ int ingest_batch(ingest_t *in, PGconn *db, int64_t child_id, const char *child_n
         case PORTCULLIS__REPORT__BODY_EVENT:
             json_array_append_new(events, s_event_row(r->seq, r->event));
             break;
+        case PORTCULLIS__REPORT__BODY_REMOVED:
+            if (r->removed->file_id == NULL || r->removed->file_id[0] == '\0') {
+                log_warn("child %s seq=%" PRIu64 ": removal without a file id; skipped",
+                         child_name, r->seq);
+                break;
+            }
+            json_array_append_new(removed, s_removed_row(r->seq, r->removed));
+            break;
         default:
             log_warn("child %s seq=%" PRIu64 ": report of unknown kind; skipped", child_name,
                      r->seq);
@@ -356,9 +398,12 @@ int ingest_batch(ingest_t *in, PGconn *db, int64_t child_id, const char *child_n
         goto out;
     const char *pt[] = { idtxt, child_name, b->spool_epoch, NULL };
     const char *pe[] = { idtxt, b->spool_epoch, NULL };
+    const char *pr[] = { idtxt, NULL };
     if (s_insert(db, s_sql_tracking, pt, 3, tracking, err, errlen) != 0 ||
         s_insert(db, s_sql_stored, pt, 3, stored, err, errlen) != 0 ||
         s_insert(db, s_sql_events, pe, 2, events, err, errlen) != 0 ||
+        s_insert(db, s_sql_stored_removed, pr, 1, stored, err, errlen) != 0 ||
+        s_insert(db, s_sql_removed, pr, 1, removed, err, errlen) != 0 ||
         db_commit(db, err, errlen) != 0) {
         db_rollback(db);
         in->ndays = in->next = 0; /* a partition may have been dropped under us */
@@ -379,5 +424,6 @@ out:
     json_decref(tracking);
     json_decref(stored);
     json_decref(events);
+    json_decref(removed);
     return rc;
 }

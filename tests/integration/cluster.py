@@ -11,8 +11,10 @@ import uuid
 
 import signatures
 from mta import PostfixInstance
-from procs import (BIN_DIR, LOOPBACK, HarnessError, Proc, forget_logs, free_port, make_dir,
-                   make_traversable, wait_for_port, wait_until)
+from procs import (BIN_DIR, LOOPBACK, POSTFIX, POSTQUEUE, HarnessError, Proc, forget_logs,
+                   free_port, make_dir, make_traversable, wait_for_port, wait_until)
+
+POSTCONF = "/usr/sbin/postconf"
 
 def bin_path(name):
     return os.path.join(BIN_DIR, name)
@@ -50,10 +52,13 @@ class Parent:
         self.conf_path = os.path.join(self.dir, "parent.conf")
         self.cluster_port = free_port()
         self.enrol_port = free_port()
+        self.https_port = free_port()
         write_conf(self.conf_path, {
             "db": dsn,
             "cluster_listen": f"tcp://{LOOPBACK}:{self.cluster_port}",
             "enrol_listen": f"tcp://{LOOPBACK}:{self.enrol_port}",
+            # its own port: the default 0.0.0.0:7713 would be fought over by every test parent
+            "https_listen": f"{LOOPBACK}:{self.https_port}",
             "state_dir": self.state_dir,
             "log_level": "info",
         })
@@ -171,12 +176,18 @@ class Cluster:
             self.pg.reset_database()
             self.downstream = PostfixInstance(self.base, "downstream", "downstream").start()
             self.parent = Parent(self.base, self.pg.dsn).start()
+            # R1.5: a child flushes its upstream queue after every scan service start; the
+            # default `postqueue -f` is the machine's own Postfix, never to be touched by tests:
+            # no flush until this cluster's upstream exists, then that instance's queue.
+            self.cli_ok("settings", "set", "supervise.flush_command", "")
             for i in range(1, self.n_children + 1):
                 self.add_child(f"child{i}")
             if self.want_upstream:
                 filters = {f"{name}.test": c.smtp_address for name, c in self.children.items()}
                 self.upstream = PostfixInstance(self.base, "upstream", "upstream",
                                                 filters=filters).start()
+                self.cli_ok("settings", "set", "supervise.flush_command",
+                            self.upstream_command("flush"))
         except BaseException:
             try:
                 self.stop()
@@ -200,6 +211,14 @@ class Cluster:
 
     def processes(self):
         return [p for p in [self.parent] + list(self.children.values()) if p is not None]
+
+    def upstream_command(self, which):
+        """The command settings that point a child at this cluster's upstream instance
+        (supervise.flush_command, mta.postconf_command, mta.reload_command), never at the
+        machine's /etc/postfix."""
+        d = self.upstream.conf_dir
+        return {"flush": f"{POSTQUEUE} -c {d} -f", "postconf": f"{POSTCONF} -c {d} -e",
+                "reload": f"{POSTFIX} -c {d} reload"}[which]
 
     # -- children -------------------------------------------------------------------------------
     def enroll_token(self, name):

@@ -1,16 +1,18 @@
 """Upstream MTA retry settings on the parent: the R4.2 check and the R4.3 timetable as
-`portcullis mta timetable` prints it."""
+`portcullis mta timetable` prints it, and a child applying them to its upstream Postfix with
+postconf and reload (the commands are settings; here they name the test upstream instance)."""
 
 import json
 
 import pytest
 
-from harness import Cluster
+from harness import Cluster, run, wait_until
+from test_supervision import POSTCONF, system_events, system_postfix_snapshot
 
 
 @pytest.fixture(scope="module")
 def cluster(module_dir, pg):
-    c = Cluster(module_dir, pg, n_children=1, upstream=False).start()
+    c = Cluster(module_dir, pg, n_children=1).start()
     yield c
     c.stop()
 
@@ -49,3 +51,55 @@ def test_r4_2_minimal_backoff_below_queue_run_delay_refused(cluster):
     assert [r["after_failure_s"] for r in data["retries"][:3]] == [11 * 60, 31 * 60, 71 * 60]
     rc, _out, err = cluster.cli("mta", "timetable", "--failure-at", "25:00")
     assert rc == 2 and "HH:MM" in err
+
+
+def _mta_state(cluster):
+    h = (cluster.child_status("child1") or {}).get("health") or {}
+    return h.get("mta_state")
+
+
+def test_r4_3_child_applies_settings_to_its_upstream(cluster):
+    """R4.3: with mta.apply on and the commands pointing at the test upstream instance, a
+    change of mta.queue_run_delay reaches its main.cf (`postconf -c DIR -h`) through the
+    child's postconf + reload; status shows mta_state "ok" and an event "MTA settings applied"
+    is recorded. A failing reload command (/bin/false) shows in mta_state and as an error event
+    and `status` text; fixing it brings "ok" back; mta.apply off shows "off". The system
+    Postfix's /etc/postfix is never touched."""
+    etc = system_postfix_snapshot()
+    up = cluster.upstream
+    cluster.cli_ok("settings", "set", "cluster.health_interval_s", "1")
+    cluster.cli_ok("settings", "set", "mta.postconf_command", cluster.upstream_command("postconf"))
+    cluster.cli_ok("settings", "set", "mta.reload_command", cluster.upstream_command("reload"))
+    cluster.cli_ok("settings", "set", "mta.apply", "true")
+    # R4.2 holds: minimal_backoff_time (600 s after the test above) >= 420
+    mark = up.log_mark()
+    cluster.cli_ok("settings", "set", "mta.queue_run_delay", "420")
+
+    def postconf(name):
+        return run([POSTCONF, "-c", up.conf_dir, "-h", name]).stdout.strip()
+    wait_until(lambda: postconf("queue_run_delay") == "420s", 30,
+               "queue_run_delay = 420s in the upstream's main.cf")
+    assert postconf("minimal_backoff_time") == "600s"
+    assert postconf("bounce_queue_lifetime") == "0s"
+    wait_until(lambda: _mta_state(cluster) == "ok", 30, "mta_state ok in status")
+    up.wait_for_log(r"reload -- version", 30, since=mark)
+    ev = wait_until(lambda: [e for e in system_events(cluster)
+                             if "MTA settings applied: queue_run_delay=420s" in e["message"]],
+                    30, "the event 'MTA settings applied'")
+    assert ev[-1]["severity"] == "info"
+
+    cluster.cli_ok("settings", "set", "mta.reload_command", "/bin/false")
+    state = wait_until(lambda: (lambda s: s if s and s.startswith("mta.reload_command failed")
+                                else None)(_mta_state(cluster)), 30, "mta_state with the error")
+    assert state == "mta.reload_command failed: exit 1", state
+    wait_until(lambda: [e for e in system_events(cluster)
+                        if e["severity"] == "error" and e["message"] ==
+                        "MTA settings not applied: mta.reload_command failed: exit 1"],
+               30, "an error event for the failed reload")
+    assert "! MTA settings: mta.reload_command failed: exit 1" in cluster.cli_ok("status")
+
+    cluster.cli_ok("settings", "set", "mta.reload_command", cluster.upstream_command("reload"))
+    wait_until(lambda: _mta_state(cluster) == "ok", 30, "mta_state ok again")
+    cluster.cli_ok("settings", "set", "mta.apply", "false")
+    wait_until(lambda: _mta_state(cluster) == "off", 30, "mta_state off")
+    assert system_postfix_snapshot() == etc, "the system Postfix configuration was changed"

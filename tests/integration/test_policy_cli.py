@@ -51,17 +51,20 @@ def _refused(cluster, *args, expect):
 
 def test_r5_defaults_present(cluster):
     """R5.1/R5.2: a new cluster has the areas "Default quarantine" (quarantine) and "Default
-    archive" (archive), 15 days each, and the default policy: viruses and scan exceptions to
-    the default quarantine, in that order, enabled, for any message."""
+    archive" (archive), 15 days each, and the default policy: viruses, scan exceptions and the
+    default anti-spam rule (spam score at or above 5) to the default quarantine, in that order,
+    enabled, for any message."""
     areas = _areas(cluster)
     assert areas[DEFAULT_Q]["kind"] == "quarantine" and areas[DEFAULT_Q]["retention_days"] == 15
     assert areas[DEFAULT_A]["kind"] == "archive" and areas[DEFAULT_A]["retention_days"] == 15
-    assert areas[DEFAULT_Q]["used_by"] == ["Viruses", "Scan exceptions"]
+    assert areas[DEFAULT_Q]["used_by"] == ["Viruses", "Scan exceptions", "Spam"]
     rules = _rules(cluster)["rules"]
-    assert [(r["position"], r["name"]) for r in rules] == [(1, "Viruses"), (2, "Scan exceptions")]
-    for r, kind in zip(rules, ("virus_found", "scan_exception")):
+    assert [(r["position"], r["name"]) for r in rules] == [(1, "Viruses"), (2, "Scan exceptions"),
+                                                           (3, "Spam")]
+    for r, kind, value in zip(rules, ("virus_found", "scan_exception", "spam_score"),
+                              ("", "", "5")):
         assert r["enabled"] and r["scope"] == "any" and r["domains"] == []
-        assert r["conditions"] == [{"kind": kind, "value": "", "negate": False}]
+        assert r["conditions"] == [{"kind": kind, "value": value, "negate": False}]
         assert r["actions"] == [{"kind": "quarantine", "arg": DEFAULT_Q}]
     text = cluster.cli_ok("policy", "list")
     print(text)
@@ -85,9 +88,9 @@ def test_r5_rules_add_move_disable_remove(cluster):
                    "--then", "delete")
     assert _version(cluster) == v + 2
     rules = _rules(cluster)["rules"]
-    assert [r["name"] for r in rules] == ["Big", "Viruses", "Scan exceptions", "Block exe"]
-    assert [r["position"] for r in rules] == [1, 2, 3, 4]
-    big, exe = rules[0], rules[3]
+    assert [r["name"] for r in rules] == ["Big", "Viruses", "Scan exceptions", "Spam", "Block exe"]
+    assert [r["position"] for r in rules] == [1, 2, 3, 4, 5]
+    big, exe = rules[0], rules[4]
     assert big["scope"] == "inbound" and big["domains"] == ["child1.test", "child2.test"]
     assert big["match"] == "any"
     assert big["conditions"][1] == {"kind": "sender", "value": "@trusted\\.test$", "negate": True}
@@ -96,13 +99,13 @@ def test_r5_rules_add_move_disable_remove(cluster):
     print(cluster.cli_ok("policy", "list"))
 
     cluster.cli_ok("policy", "move", "Block exe", "1")
-    assert _names(cluster) == ["Block exe", "Big", "Viruses", "Scan exceptions"]
+    assert _names(cluster) == ["Block exe", "Big", "Viruses", "Scan exceptions", "Spam"]
     cluster.cli_ok("policy", "move", "Block exe", "3")
-    assert _names(cluster) == ["Big", "Viruses", "Block exe", "Scan exceptions"]
+    assert _names(cluster) == ["Big", "Viruses", "Block exe", "Scan exceptions", "Spam"]
     assert _version(cluster) == v + 4
 
     cluster.cli_ok("policy", "disable", "Big")
-    assert [r["enabled"] for r in _rules(cluster)["rules"]] == [False, True, True, True]
+    assert [r["enabled"] for r in _rules(cluster)["rules"]] == [False, True, True, True, True]
     assert "nothing to change" in cluster.cli_ok("policy", "disable", "Big")
     cluster.cli_ok("policy", "enable", "Big")
     assert _version(cluster) == v + 6
@@ -110,7 +113,8 @@ def test_r5_rules_add_move_disable_remove(cluster):
     cluster.cli_ok("policy", "remove", "Big")
     cluster.cli_ok("policy", "remove", "Block exe")
     rules = _rules(cluster)["rules"]
-    assert [(r["position"], r["name"]) for r in rules] == [(1, "Viruses"), (2, "Scan exceptions")]
+    assert [(r["position"], r["name"]) for r in rules] == [(1, "Viruses"), (2, "Scan exceptions"),
+                                                           (3, "Spam")]
     assert _version(cluster) == v + 8
 
 
@@ -160,7 +164,7 @@ def test_r5_invalid_changes_refused_nothing_changed(cluster):
     _refused(cluster, "policy", "add", "Two fates", "--then", "deliver", "--then", "delete",
              expect=['action 2 (delete): the rule already decides the message with action 1'])
     _refused(cluster, "policy", "add", "Far", "--position", "9", "--then", "delete",
-             expect=["position 9 is out of range: from 1 to 3"])
+             expect=["position 9 is out of range: from 1 to 4"])
     _refused(cluster, "policy", "move", "Nobody", "1", expect=['no rule is named "Nobody"'])
     _refused(cluster, "area", "add", "Long", "--kind", "quarantine", "--retention-days", "61",
              expect=['area "Long": retention_days 61 is out of range: from 1 to 60'])

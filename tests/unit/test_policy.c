@@ -117,7 +117,8 @@ static void s_cfg_free(struct cfg *c)
 static policy_t *s_compile_ok(struct cfg *c)
 {
     char err[1024] = "";
-    policy_t *p = policy_compile(c->rules, c->nrules, c->areas, c->nareas, err, sizeof err);
+    policy_t *p = policy_compile(c->rules, c->nrules, c->areas, c->nareas, NULL, 0, err,
+                                 sizeof err);
 
     if (p == NULL)
         fail_msg("compile refused: %s", err);
@@ -495,7 +496,7 @@ static const struct rcase s_refusals[] = {
 static void s_expect_refusal(struct cfg *cfg, const char *const *msgs, size_t i)
 {
     char err[1024] = "";
-    policy_t *p = policy_compile(cfg->rules, cfg->nrules, cfg->areas, cfg->nareas, err,
+    policy_t *p = policy_compile(cfg->rules, cfg->nrules, cfg->areas, cfg->nareas, NULL, 0, err,
                                  sizeof err);
 
     if (p != NULL)
@@ -567,7 +568,7 @@ static void test_compile_refusals_areas_and_limits(void **state)
     many = calloc(POLICY_RULES_MAX + 1, sizeof *many);
     for (size_t i = 0; i < POLICY_RULES_MAX + 1; i++)
         many[i] = cfg.rules[0];
-    assert_null(policy_compile(many, POLICY_RULES_MAX + 1, cfg.areas, cfg.nareas, err,
+    assert_null(policy_compile(many, POLICY_RULES_MAX + 1, cfg.areas, cfg.nareas, NULL, 0, err,
                                sizeof err));
     assert_non_null(strstr(err, "1001 rules; at most 1000 are allowed"));
     free(many);

@@ -1,0 +1,180 @@
+/* mta_apply: see mta_apply.h. One step at a time: postconf, then reload; the applied key (both
+ * commands and the parameters) is written only after the reload succeeded. */
+#include "manager/mta_apply.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs.h"
+#include "log.h"
+#include "manager/runcmd.h"
+#include "util.h"
+
+#define MTA_APPLY_FILE "mta_applied"
+#define MTA_APPLY_PARAMS 5
+
+enum mta_step { MTA_IDLE, MTA_POSTCONF, MTA_RELOAD };
+
+struct mta_apply {
+    mreport_t *mrep;
+    char path[4096];
+    char applied[MTA_APPLY_KEY_MAX];   /* key of the last successful application; "" none */
+    char trying[MTA_APPLY_KEY_MAX];    /* key being applied */
+    char failed[MTA_APPLY_KEY_MAX];    /* key of the last failure */
+    char params[512];                  /* being applied, for the event */
+    char reload_cmd[1100];
+    uint64_t failed_version, retry_at_ms;
+    enum mta_step step;
+    runcmd_t *cmd;
+    char state[MTA_APPLY_STATE_MAX];
+    char last_error_event[MTA_APPLY_STATE_MAX]; /* one event per distinct error, not per retry */
+};
+
+mta_apply_t *mta_apply_new(const char *state_dir, mreport_t *mrep)
+{
+    mta_apply_t *ma = xcalloc(1, sizeof *ma);
+    char err[512], *data = NULL;
+    size_t len;
+
+    ma->mrep = mrep;
+    snprintf(ma->path, sizeof ma->path, "%s/%s", state_dir, MTA_APPLY_FILE);
+    strlcpy_p(ma->state, "off", sizeof ma->state);
+    if (fs_read_file(ma->path, sizeof ma->applied - 1, &data, &len, err, sizeof err) == 0) {
+        strlcpy_p(ma->applied, data, sizeof ma->applied);
+        free(data);
+    }
+    return ma;
+}
+
+void mta_apply_destroy(mta_apply_t **map)
+{
+    if (map == NULL || *map == NULL)
+        return;
+    runcmd_destroy(&(*map)->cmd);
+    free(*map);
+    *map = NULL;
+}
+
+const char *mta_apply_state(const mta_apply_t *ma) { return ma->state; }
+
+bool mta_apply_busy(const mta_apply_t *ma) { return ma->cmd != NULL; }
+
+void mta_apply_params(const settings_t *s, char *out, size_t outlen)
+{
+    snprintf(out, outlen,
+             "queue_run_delay=%llds minimal_backoff_time=%llds maximal_backoff_time=%llds "
+             "maximal_queue_lifetime=%llds bounce_queue_lifetime=%llds",
+             (long long)settings_int(s, SETTING_MTA_QUEUE_RUN_DELAY),
+             (long long)settings_int(s, SETTING_MTA_MINIMAL_BACKOFF_TIME),
+             (long long)settings_int(s, SETTING_MTA_MAXIMAL_BACKOFF_TIME),
+             (long long)settings_int(s, SETTING_MTA_MAXIMAL_QUEUE_LIFETIME),
+             (long long)settings_int(s, SETTING_MTA_BOUNCE_QUEUE_LIFETIME));
+}
+
+static void s_failed(mta_apply_t *ma, const char *what, const char *why, const settings_t *s)
+{
+    uint64_t interval_ms = 1000u * (uint64_t)settings_int(s, SETTING_SUPERVISE_CHECK_INTERVAL_S);
+
+    snprintf(ma->state, sizeof ma->state, "%s failed: %s", what, why);
+    strlcpy_p(ma->failed, ma->trying, sizeof ma->failed);
+    ma->failed_version = settings_version(s);
+    ma->retry_at_ms = now_ms() + interval_ms;
+    ma->step = MTA_IDLE;
+    log_err("MTA settings not applied: %s; retry in %llu s or with the next configuration",
+            ma->state, (unsigned long long)(interval_ms / 1000));
+    if (strcmp(ma->last_error_event, ma->state) != 0) {
+        mreport_event(ma->mrep, "system", "error", false, NULL, "MTA settings not applied: %s",
+                      ma->state);
+        strlcpy_p(ma->last_error_event, ma->state, sizeof ma->last_error_event);
+    }
+}
+
+/* Starts cmd with extra arguments; 0 started, -1 failed (recorded). */
+static int s_run(mta_apply_t *ma, const char *setting, const char *cmd, const char *params,
+                 const settings_t *s)
+{
+    const char *extra[MTA_APPLY_PARAMS];
+    char copy[512], err[512], why[640];
+    struct runcmd_argv av;
+    size_t n = 0;
+
+    strlcpy_p(copy, params != NULL ? params : "", sizeof copy);
+    for (char *save = NULL, *w = strtok_r(copy, " ", &save); w != NULL && n < MTA_APPLY_PARAMS;
+         w = strtok_r(NULL, " ", &save))
+        extra[n++] = w;
+    if (runcmd_split(cmd, extra, n, &av, err, sizeof err) == 0) {
+        ma->cmd = runcmd_start(setting, av.argv, RUNCMD_TIMEOUT_MS, err, sizeof err);
+        runcmd_argv_free(&av);
+    }
+    if (ma->cmd != NULL)
+        return 0;
+    snprintf(why, sizeof why, "\"%s\": %s", cmd, err);
+    s_failed(ma, setting, why, s);
+    return -1;
+}
+
+static void s_done(mta_apply_t *ma, const settings_t *s)
+{
+    char err[512];
+    bool ok = runcmd_ok(ma->cmd);
+    char result[RUNCMD_RESULT_MAX];
+
+    strlcpy_p(result, runcmd_result(ma->cmd), sizeof result);
+    runcmd_destroy(&ma->cmd);
+    if (!ok) {
+        s_failed(ma, ma->step == MTA_POSTCONF ? "mta.postconf_command" : "mta.reload_command",
+                 result, s);
+        return;
+    }
+    if (ma->step == MTA_POSTCONF) {
+        ma->step = MTA_RELOAD;
+        s_run(ma, "mta.reload_command", ma->reload_cmd, NULL, s);
+        return;
+    }
+    ma->step = MTA_IDLE;
+    strlcpy_p(ma->applied, ma->trying, sizeof ma->applied);
+    ma->failed[0] = '\0';
+    ma->last_error_event[0] = '\0';
+    strlcpy_p(ma->state, "ok", sizeof ma->state);
+    if (fs_write_atomic(ma->path, ma->applied, strlen(ma->applied), 0600, err, sizeof err) != 0)
+        log_err("MTA settings applied but not remembered (applied again at the next start): %s",
+                err);
+    log_info("MTA settings applied: %s", ma->params);
+    mreport_event(ma->mrep, "system", "info", false, NULL, "MTA settings applied: %s", ma->params);
+}
+
+void mta_apply_tick(mta_apply_t *ma, const settings_t *s)
+{
+    const char *postconf = settings_str(s, SETTING_MTA_POSTCONF_COMMAND);
+    char params[sizeof ma->params], key[MTA_APPLY_KEY_MAX];
+
+    if (ma->cmd != NULL) {
+        if (runcmd_poll(ma->cmd))
+            s_done(ma, s);
+        return;
+    }
+    if (!settings_bool(s, SETTING_MTA_APPLY)) {
+        strlcpy_p(ma->state, "off", sizeof ma->state);
+        return;
+    }
+    mta_apply_params(s, params, sizeof params);
+    snprintf(key, sizeof key, "%s\n%s\n%s\n", postconf, settings_str(s, SETTING_MTA_RELOAD_COMMAND),
+             params);
+    if (strcmp(key, ma->applied) == 0) {
+        strlcpy_p(ma->state, "ok", sizeof ma->state);
+        return;
+    }
+    /* The same failure again only after the check interval or with a new configuration. */
+    if (strcmp(key, ma->failed) == 0 && settings_version(s) == ma->failed_version &&
+        now_ms() < ma->retry_at_ms)
+        return;
+    if (strcmp(ma->state, "ok") == 0 || strcmp(ma->state, "off") == 0)
+        strlcpy_p(ma->state, "applying", sizeof ma->state);
+    strlcpy_p(ma->trying, key, sizeof ma->trying);
+    strlcpy_p(ma->params, params, sizeof ma->params);
+    strlcpy_p(ma->reload_cmd, settings_str(s, SETTING_MTA_RELOAD_COMMAND), sizeof ma->reload_cmd);
+    log_info("applying MTA settings: %s %s", postconf, params);
+    ma->step = MTA_POSTCONF;
+    s_run(ma, "mta.postconf_command", postconf, params, s);
+}

@@ -1,0 +1,199 @@
+/* supervise: see supervise.h. Events go to the manager's own spool (mreport), so a stop the
+ * manager sees while the parent is away still reaches the parent's log later. */
+#include "manager/supervise.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "manager/runcmd.h"
+#include "util.h"
+
+#define SUPERVISE_CMD_ERR_MAX 256
+
+struct supervise {
+    struct scan_proc *scan;
+    mreport_t *mrep;
+    pid_t ready_pid;          /* the start already recorded as "started" (first ScanStats) */
+    pid_t killed_pid;         /* hung and sent SIGKILL: say why when it is reaped */
+    char kill_reason[128];
+    bool flush_due;           /* a start since the last flush began */
+    bool flush_waits_logged;
+    pid_t flush_for;          /* the start the running flush is for */
+    runcmd_t *flush;
+    char flush_cmd[1100];     /* as set when the flush began, for its event */
+    uint64_t last_stats_ms;
+    uint64_t next_check_ms;
+};
+
+supervise_t *supervise_new(struct scan_proc *scan, mreport_t *mrep)
+{
+    supervise_t *sv = xcalloc(1, sizeof *sv);
+
+    sv->scan = scan;
+    sv->mrep = mrep;
+    return sv;
+}
+
+void supervise_destroy(supervise_t **svp)
+{
+    supervise_t *sv;
+
+    if (svp == NULL || *svp == NULL)
+        return;
+    sv = *svp;
+    if (sv->scan->pid != 0) {
+        pid_t pid = sv->scan->pid;
+        scan_proc_stop(sv->scan);
+        mreport_event(sv->mrep, "system", "warning", false, NULL,
+                      "scan service stopped pid=%ld: the manager is stopping", (long)pid);
+    }
+    runcmd_destroy(&sv->flush);
+    free(sv);
+    *svp = NULL;
+}
+
+void supervise_on_stats(supervise_t *sv)
+{
+    sv->last_stats_ms = now_ms();
+    if (sv->scan->pid == 0 || sv->scan->pid == sv->ready_pid)
+        return;
+    sv->ready_pid = sv->scan->pid;
+    sv->flush_due = true;
+    sv->flush_waits_logged = false;
+    mreport_event(sv->mrep, "system", "info", false, NULL,
+                  "scan service started pid=%ld listen=%s (restarts so far: %u)",
+                  (long)sv->scan->pid, sv->scan->listen, sv->scan->restarts);
+}
+
+bool supervise_reap(supervise_t *sv)
+{
+    pid_t pid = sv->scan->pid;
+    char how[192];
+    int st;
+
+    if (!scan_proc_reap(sv->scan))
+        return false;
+    st = sv->scan->exit_status;
+    if (WIFSIGNALED(st))
+        snprintf(how, sizeof how, "killed by signal %d (%s)", WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
+    else
+        snprintf(how, sizeof how, "exit status %d", WEXITSTATUS(st));
+    if (pid == sv->killed_pid)
+        snprintf(how + strlen(how), sizeof how - strlen(how), ", %s", sv->kill_reason);
+    {
+        uint64_t now = now_ms();
+        uint64_t in = sv->scan->next_start_ms > now ? sv->scan->next_start_ms - now : 0;
+        mreport_event(sv->mrep, "system", "warning", false, NULL,
+                      "scan service stopped pid=%ld: %s; restart in %llu ms", (long)pid, how,
+                      (unsigned long long)in);
+    }
+    return true;
+}
+
+/* --- flush (R1.5) -------------------------------------------------------------------------- */
+
+static void s_flush_start(supervise_t *sv, const settings_t *settings)
+{
+    const char *cmd = settings_str(settings, SETTING_SUPERVISE_FLUSH_COMMAND);
+    char err[SUPERVISE_CMD_ERR_MAX];
+    struct runcmd_argv av;
+
+    sv->flush_due = false;
+    if (cmd == NULL || *cmd == '\0') {
+        log_info("upstream queue not flushed: supervise.flush_command is empty");
+        return;
+    }
+    strlcpy_p(sv->flush_cmd, cmd, sizeof sv->flush_cmd);
+    sv->flush_for = sv->scan->pid;
+    if (runcmd_split(cmd, NULL, 0, &av, err, sizeof err) == 0) {
+        sv->flush = runcmd_start("upstream queue flush", av.argv, RUNCMD_TIMEOUT_MS, err,
+                                 sizeof err);
+        runcmd_argv_free(&av);
+    }
+    if (sv->flush == NULL)
+        mreport_event(sv->mrep, "system", "error", false, NULL,
+                      "upstream queue flush failed: %s (supervise.flush_command \"%s\")", err,
+                      sv->flush_cmd);
+}
+
+static void s_flush_tick(supervise_t *sv, const settings_t *settings)
+{
+    if (sv->flush != NULL && runcmd_poll(sv->flush)) {
+        if (runcmd_ok(sv->flush))
+            mreport_event(sv->mrep, "system", "info", false, NULL,
+                          "upstream queue flushed after the scan service start pid=%ld: %s",
+                          (long)sv->flush_for, sv->flush_cmd);
+        else
+            mreport_event(sv->mrep, "system", "error", false, NULL,
+                          "upstream queue flush failed: %s (supervise.flush_command \"%s\")",
+                          runcmd_result(sv->flush), sv->flush_cmd);
+        runcmd_destroy(&sv->flush);
+    }
+    /* After every start, once it accepts; one at a time (a start during a flush gets its own). */
+    if (!sv->flush_due || sv->flush != NULL || sv->scan->pid == 0 ||
+        sv->scan->pid != sv->ready_pid)
+        return;
+    /* Never configured: the command is the parent's to choose; the first configuration
+     * brings it and the flush runs then. */
+    if (settings_version(settings) == 0) {
+        if (!sv->flush_waits_logged)
+            log_info("upstream queue flush waits for the parent's first configuration");
+        sv->flush_waits_logged = true;
+        return;
+    }
+    s_flush_start(sv, settings);
+}
+
+/* --- periodic check ------------------------------------------------------------------------ */
+
+static void s_check(supervise_t *sv, uint64_t interval_ms)
+{
+    struct scan_proc *sp = sv->scan;
+    uint64_t now = now_ms(), silent, limit;
+
+    if (sp->pid == 0 || sp->pid == sv->killed_pid)
+        return;
+    if (sp->pid != sv->ready_pid) {
+        silent = now - sp->started_ms;
+        limit = SUPERVISE_START_GRACE_MS;
+    } else {
+        silent = now - sv->last_stats_ms;
+        limit = SUPERVISE_HUNG_CHECKS * interval_ms;
+        if (limit < SUPERVISE_HUNG_MIN_MS)
+            limit = SUPERVISE_HUNG_MIN_MS;
+    }
+    log_debug("scan service check pid=%ld silent_ms=%llu limit_ms=%llu", (long)sp->pid,
+              (unsigned long long)silent, (unsigned long long)limit);
+    if (silent <= limit)
+        return;
+    snprintf(sv->kill_reason, sizeof sv->kill_reason, "hung: no statistics for %llu s%s",
+             (unsigned long long)(silent / 1000),
+             sp->pid != sv->ready_pid ? " since its start" : "");
+    log_err("scan service pid=%ld %s; killing it", (long)sp->pid, sv->kill_reason);
+    mreport_event(sv->mrep, "system", "error", false, NULL,
+                  "scan service not responding pid=%ld (%s); killing it for a restart",
+                  (long)sp->pid, sv->kill_reason);
+    sv->killed_pid = sp->pid;
+    kill(sp->pid, SIGKILL); /* works on a stopped process too; the reap restarts it */
+}
+
+void supervise_tick(supervise_t *sv, const settings_t *settings)
+{
+    uint64_t now = now_ms();
+    uint64_t interval_ms =
+        1000u * (uint64_t)settings_int(settings, SETTING_SUPERVISE_CHECK_INTERVAL_S);
+
+    s_flush_tick(sv, settings);
+    /* A shorter interval takes effect now, not after the old one has run out. */
+    if (sv->next_check_ms == 0 || sv->next_check_ms > now + interval_ms)
+        sv->next_check_ms = now + interval_ms;
+    if (now >= sv->next_check_ms) {
+        sv->next_check_ms = now + interval_ms;
+        s_check(sv, interval_ms);
+    }
+}

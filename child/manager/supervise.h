@@ -1,0 +1,34 @@
+/* supervise: the manager's watch over its scan service beyond fork and reap (R1.5, R1.6):
+ * records "scan service stopped" / "scan service started" for the parent, flushes the upstream
+ * MTA's queue after every start once the service accepts (its first ScanStats), and checks it
+ * every supervise.check_interval_s — one that has sent no ScanStats for too long is hung and is
+ * killed, so the usual restart follows. */
+#ifndef PORTCULLIS_SUPERVISE_H
+#define PORTCULLIS_SUPERVISE_H
+
+#include <stdbool.h>
+
+#include "manager/mreport.h"
+#include "manager/scan_proc.h"
+#include "settings.h"
+
+#define SUPERVISE_HUNG_CHECKS 2         /* silent this many check intervals: hung… */
+#define SUPERVISE_HUNG_MIN_MS 10000     /* …but never under 10 ScanStats intervals (1 s each) */
+#define SUPERVISE_START_GRACE_MS 300000 /* time to first ScanStats: signature loading may be slow */
+
+typedef struct supervise supervise_t;
+
+/* scan and mrep are borrowed and outlive the supervisor. */
+supervise_t *supervise_new(struct scan_proc *scan, mreport_t *mrep);
+/* Stops the scan service (graceful, as scan_proc_stop), records it, ends a running flush. */
+void supervise_destroy(supervise_t **svp);
+
+/* A ScanStats arrived (call after scan->stats is updated): the first since a start means the
+ * service accepts — "scan service started", and a flush is due. */
+void supervise_on_stats(supervise_t *sv);
+/* On SIGCHLD: reaps the scan service if it exited and records how. True if it had exited. */
+bool supervise_reap(supervise_t *sv);
+/* Every loop turn: flush progress, the periodic check. settings: those in force. */
+void supervise_tick(supervise_t *sv, const settings_t *settings);
+
+#endif

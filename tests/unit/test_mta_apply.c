@@ -1,0 +1,195 @@
+/* test_mta_apply: the R4.3 application of mta.* to the upstream Postfix with stand-in
+ * commands: the postconf arguments, postconf then reload, "ok" remembered across a restart (not
+ * applied again), a change applied again, a failure reported in the state and not retried
+ * before the check interval or a new configuration, "off" with mta.apply off. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "manager/mreport.h"
+#include "manager/mta_apply.h"
+#include "settings.h"
+#include "util.h"
+
+#define TEST_WAIT_MS 10000
+
+struct fx {
+    char dir[64], script[128], calls[128], cmd[256];
+    mreport_t *mrep;
+    settings_t *s;
+};
+
+static int s_setup(void **state)
+{
+    struct fx *fx = xcalloc(1, sizeof *fx);
+    char err[256], spool[128];
+    FILE *f;
+
+    strcpy(fx->dir, "/tmp/test_mta_apply.XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->calls, sizeof fx->calls, "%s/calls", fx->dir);
+    snprintf(fx->script, sizeof fx->script, "%s/record", fx->dir);
+    f = fopen(fx->script, "w");
+    assert_non_null(f);
+    fprintf(f, "#!/bin/sh\necho \"$@\" >> %s\n", fx->calls);
+    fclose(f);
+    chmod(fx->script, 0755);
+    snprintf(spool, sizeof spool, "%s/mspool", fx->dir);
+    fx->mrep = mreport_open(spool, err, sizeof err);
+    assert_non_null(fx->mrep);
+    fx->s = settings_new_defaults();
+    settings_set_version(fx->s, 1);
+    assert_int_equal(settings_set(fx->s, "mta", "apply", "true", err, sizeof err), 0);
+    snprintf(fx->cmd, sizeof fx->cmd, "%s postconf -c /up -e", fx->script);
+    assert_int_equal(settings_set(fx->s, "mta", "postconf_command", fx->cmd, err, sizeof err), 0);
+    snprintf(fx->cmd, sizeof fx->cmd, "%s reload", fx->script);
+    assert_int_equal(settings_set(fx->s, "mta", "reload_command", fx->cmd, err, sizeof err), 0);
+    *state = fx;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    struct fx *fx = *state;
+    char cmd[128];
+
+    mreport_close(&fx->mrep);
+    settings_free(&fx->s);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", fx->dir);
+    assert_int_equal(system(cmd), 0);
+    free(fx);
+    return 0;
+}
+
+/* Ticks until no command runs any more. */
+static const char *s_run(mta_apply_t *ma, const settings_t *s)
+{
+    uint64_t until = now_ms() + TEST_WAIT_MS;
+
+    mta_apply_tick(ma, s);
+    while (mta_apply_busy(ma)) {
+        assert_true(now_ms() < until);
+        usleep(5 * 1000);
+        mta_apply_tick(ma, s);
+    }
+    return mta_apply_state(ma);
+}
+
+static char *s_calls(const struct fx *fx)
+{
+    char *data = NULL, err[128];
+    size_t len;
+
+    if (fs_read_file(fx->calls, 65536, &data, &len, err, sizeof err) != 0)
+        return xstrdup("");
+    return data;
+}
+
+static void test_params_defaults(void **state)
+{
+    char p[512];
+    settings_t *s = settings_new_defaults();
+    (void)state;
+
+    mta_apply_params(s, p, sizeof p);
+    assert_string_equal(p, "queue_run_delay=900s minimal_backoff_time=900s "
+                           "maximal_backoff_time=3600s maximal_queue_lifetime=86400s "
+                           "bounce_queue_lifetime=0s");
+    settings_free(&s);
+}
+
+static void test_apply_remember_change(void **state)
+{
+    struct fx *fx = *state;
+    char err[128], *calls;
+    mta_apply_t *ma = mta_apply_new(fx->dir, fx->mrep);
+    size_t n;
+
+    assert_string_equal(s_run(ma, fx->s), "ok");
+    calls = s_calls(fx);
+    n = strlen(calls);
+    assert_string_equal(calls, "postconf -c /up -e queue_run_delay=900s minimal_backoff_time=900s "
+                               "maximal_backoff_time=3600s maximal_queue_lifetime=86400s "
+                               "bounce_queue_lifetime=0s\nreload\n");
+    free(calls);
+    mta_apply_destroy(&ma);
+
+    /* a restart with the same values: "ok" at once, nothing run */
+    ma = mta_apply_new(fx->dir, fx->mrep);
+    mta_apply_tick(ma, fx->s);
+    assert_string_equal(mta_apply_state(ma), "ok");
+    calls = s_calls(fx);
+    assert_int_equal(strlen(calls), n);
+    free(calls);
+
+    /* a change: applied again */
+    assert_int_equal(settings_set(fx->s, "mta", "queue_run_delay", "300", err, sizeof err), 0);
+    assert_string_equal(s_run(ma, fx->s), "ok");
+    calls = s_calls(fx);
+    assert_non_null(strstr(calls, "\npostconf -c /up -e queue_run_delay=300s "));
+    free(calls);
+
+    /* off: left alone */
+    assert_int_equal(settings_set(fx->s, "mta", "apply", "false", err, sizeof err), 0);
+    mta_apply_tick(ma, fx->s);
+    assert_string_equal(mta_apply_state(ma), "off");
+    mta_apply_destroy(&ma);
+}
+
+static void test_failure_reported_not_retried_at_once(void **state)
+{
+    struct fx *fx = *state;
+    char err[128], *calls;
+    mta_apply_t *ma = mta_apply_new(fx->dir, fx->mrep);
+    size_t n;
+
+    assert_int_equal(settings_set(fx->s, "mta", "reload_command", "false", err, sizeof err), 0);
+    assert_string_equal(s_run(ma, fx->s), "mta.reload_command failed: exit 1");
+    calls = s_calls(fx);
+    n = strlen(calls);
+    free(calls);
+    /* same configuration, within the check interval: no new attempt */
+    for (int i = 0; i < 20; i++) {
+        mta_apply_tick(ma, fx->s);
+        usleep(5 * 1000);
+    }
+    calls = s_calls(fx);
+    assert_int_equal(strlen(calls), n);
+    free(calls);
+    assert_string_equal(mta_apply_state(ma), "mta.reload_command failed: exit 1");
+
+    /* a new configuration is tried at once */
+    settings_set_version(fx->s, 2);
+    assert_string_equal(s_run(ma, fx->s), "mta.reload_command failed: exit 1");
+    calls = s_calls(fx);
+    assert_true(strlen(calls) > n);
+    free(calls);
+
+    /* a command that cannot start */
+    assert_int_equal(settings_set(fx->s, "mta", "postconf_command", "portcullis-no-such -e",
+                                  err, sizeof err), 0);
+    mta_apply_tick(ma, fx->s);
+    assert_non_null(strstr(mta_apply_state(ma), "mta.postconf_command failed: "
+                                                "\"portcullis-no-such -e\": portcullis-no-such: "
+                                                "command not found"));
+    mta_apply_destroy(&ma);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_params_defaults),
+        cmocka_unit_test_setup_teardown(test_apply_remember_change, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_failure_reported_not_retried_at_once, s_setup,
+                                        s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
