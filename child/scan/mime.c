@@ -6,11 +6,11 @@
 
 #include <ctype.h>
 #include <gmime/gmime.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "scan/digest.h"
 #include "util.h"
 
 struct walk {
@@ -263,7 +263,7 @@ static void s_leaf(struct walk *w, GMimePart *part, unsigned depth)
         g_object_unref(out);
         return;
     }
-    crypto_hash_sha256(mp->sha256, bytes->data, bytes->len);
+    digest_sha256(bytes->data, bytes->len, mp->sha256);
     mp->hashed = true;
     mp->detected_type = mime_detect_type(bytes->data, bytes->len);
     if ((strcmp(mp->declared_type, "text/plain") == 0 ||

@@ -10,13 +10,13 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "scan/digest.h"
 #include "scan/edit.h"
 #include "scan/smartscan.h"
 #include "util.h"
@@ -153,7 +153,7 @@ static void s_digests(struct scan_job *j)
     if (cap > SMARTSCAN_DIGESTS_MAX)
         cap = SMARTSCAN_DIGESTS_MAX;
     j->digests = xcalloc(cap, sizeof *j->digests);
-    crypto_hash_sha256(j->digests[0], (const unsigned char *)j->data, j->len);
+    digest_sha256(j->data, j->len, j->digests[0]);
     j->ndigests = 1;
     for (size_t i = 0; i < j->mime->nparts && j->ndigests < cap; i++)
         if (j->mime->parts[i].hashed)

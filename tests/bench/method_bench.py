@@ -6,7 +6,8 @@ conventional scan, on the same corpus, and what a look-up costs on the wire.
      the parent holding --hashes digests. The same smtp_load corpus (N messages of SIZE bytes,
      concurrency C) is sent in each method; per method: the scan service's CPU time per message
      (utime + stime from /proc, delta over the run / N), its resident memory, the look-up
-     service's CPU per message (the parent's, where smart scan moves work), and throughput.
+     service's CPU per message (the parent's, where smart scan moves work), and throughput;
+     and the same with neither engine ("none"), the floor both methods share.
   2. Look-up round trip: 1 and 10 simulated children — keep-alive HTTP connections posting a
      batch of 3 digests (one known, two unknown) like the scan service does, back to back —
      against the same service; p50/p99 of the round trip.
@@ -15,6 +16,7 @@ Prints Markdown for docs/BENCHMARKS.md. Never fails on a number.
 
   usage: method_bench.py [--bin build/bin] [--load build/tests/smtp_load] [-n 3000] [-s 20000]
                          [-c 10] [--sigs 100000] [--hashes 1000000] [--lookups 2000]
+                         [--corpus attachments|text]   (-s: size of a text message)
 """
 
 import argparse
@@ -45,6 +47,7 @@ def parse_args():
     ap.add_argument("--sigs", type=int, default=100_000)
     ap.add_argument("--hashes", type=int, default=1_000_000)
     ap.add_argument("--lookups", type=int, default=2000)
+    ap.add_argument("--corpus", choices=("attachments", "text"), default="attachments")
     return ap.parse_args()
 
 
@@ -86,8 +89,42 @@ def rss_mb(pid):
     return 0.0
 
 
+def corpus_message(path):
+    """Business mail as it usually comes: a text body, an HTML alternative and a zip of office
+    files (binary and text members, ~120 KB before compression) — ClamAV unpacks and scans the
+    members, smart scan hashes the decoded parts."""
+    import io
+    import random
+    import zipfile
+    from email.message import EmailMessage
+
+    rnd = random.Random(1)
+    members = {f"report-{i}.bin": bytes(rnd.getrandbits(8) for _ in range(16000)) for i in range(4)}
+    members["notes.txt"] = ("quarterly figures, see the attached sheets\n" * 400).encode()
+    members["index.html"] = ("<html><body><p>figures</p></body></html>\n" * 300).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    m = EmailMessage()
+    m["From"] = "bench@origin.test"
+    m["To"] = "sink@sink.test"
+    m["Subject"] = "Quarterly figures"
+    m["Message-ID"] = "<method-bench@origin.test>"
+    m["Date"] = "Mon, 23 Nov 2026 10:00:00 +0000"
+    m.set_content("Hello,\n\nplease find the figures attached.\n\nRegards\n" * 20)
+    m.add_alternative("<html><body><p>Hello, please find the figures attached.</p></body></html>",
+                      subtype="html")
+    m.add_attachment(buf.getvalue(), maintype="application", subtype="zip",
+                     filename="figures.zip")
+    with open(path, "wb") as f:
+        f.write(m.as_bytes())
+    return os.path.getsize(path)
+
+
 def load(port, conc, n, size):
-    cmd = [ARGS.load, "-p", str(port), "-c", str(conc), "-n", str(n), "-s", str(size)]
+    cmd = [ARGS.load, "-p", str(port), "-c", str(conc), "-n", str(n)]
+    cmd += ["-m", ARGS.message] if ARGS.message else ["-s", str(size)]
     cp = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     line = cp.stdout.strip().splitlines()[-1] if cp.stdout.strip() else ""
     if cp.returncode != 0:
@@ -130,6 +167,10 @@ def main():
         ARGS.load = os.path.join(os.path.dirname(os.path.abspath(ARGS.bin)), "tests", "smtp_load")
     run_dir = tempfile.mkdtemp(prefix="portcullis-bench-", dir="/tmp")
     os.chmod(run_dir, 0o755)
+    ARGS.message = None
+    if ARGS.corpus == "attachments":
+        ARGS.message = os.path.join(run_dir, "corpus.eml")
+        ARGS.s = corpus_message(ARGS.message)
     pg = PostgresServer(run_dir)
     procs, cluster = [], None
     try:
@@ -180,7 +221,11 @@ def main():
         set_setting(cluster, "smart_scan.url", f"http://{LOOPBACK}:{sps_port}/v1/lookup")
 
         rows = {}
-        for method, smart in (("conventional", "false"), ("smart", "true")):
+        # "none": neither engine (av.enabled=false, smart scan off) — the floor both share:
+        # SMTP in and out, MIME, part digests, policy
+        for method, smart, av in (("none", "false", "false"), ("conventional", "false", "true"),
+                                  ("smart", "true", "true")):
+            set_setting(cluster, "av.enabled", av, timeout=30)
             set_setting(cluster, "smart_scan.enabled", smart, timeout=30)
             wait_until(lambda: ((cluster.child_status("child1") or {}).get("health") or {})
                        .get("scan_method") == method, 30, f"child1 to report {method} scan")
@@ -198,7 +243,7 @@ def main():
         print("| method | scan service CPU per message | look-up service CPU per message | "
               "scan service RSS | msg/s | p50/p99 latency (ms) | errors |")
         print("|---|---|---|---|---|---|---|")
-        for method in ("conventional", "smart"):
+        for method in ("none", "conventional", "smart"):
             x = rows[method]
             print(f"| {method} | {x['child_ms']:.3f} ms | {x['parent_ms']:.3f} ms | "
                   f"{x['rss']:.0f} MB | {x['r']['msg_per_s']:.0f} | "
@@ -209,7 +254,9 @@ def main():
         print("|---|---|---|---|")
         for k, (p50, p99, rate) in rtt.items():
             print(f"| {k} | {p50:.2f} ms | {p99:.2f} ms | {rate:.0f} |")
-        print(f"\n({ARGS.n} messages of {ARGS.s} bytes at concurrency {ARGS.c} per method; "
+        what = ("with a text body, an HTML part and a zip of 6 office files"
+                if ARGS.message else "of text")
+        print(f"\n({ARGS.n} messages of {ARGS.s} bytes {what} at concurrency {ARGS.c} per method; "
               f"{m.group('sigs')} conventional signatures; {ARGS.hashes + 1} digests in the "
               f"look-up service; {ARGS.lookups} look-ups of 3 digests per simulated child; "
               f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d', time.gmtime())})")

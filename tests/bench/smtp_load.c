@@ -5,7 +5,10 @@
  * runs straight into smtp-sink. smtp-source gives throughput only.
  *
  *   smtp_load -p PORT [-h 127.0.0.1] [-c CONCURRENCY] [-n MESSAGES] [-s SIZE]
- *             [-i INFECTED_EVERY] [-f FROM] [-t TO]
+ *             [-i INFECTED_EVERY] [-f FROM] [-t TO] [-m MESSAGE_FILE]
+ *
+ * -m FILE: send this message (LF or CRLF line ends; dot-stuffed here) instead of a generated
+ * one; -s and -i are then ignored.
  *
  * -i K: every K-th message carries the EICAR test string as a base64 attachment (0: none).
  * Replies: 2xx counts as done (delivered or quarantined alike); 4xx/5xx are counted as errors.
@@ -55,6 +58,43 @@ static void s_note_error(const char *what, const char *reply)
 }
 
 /* Message text of about size bytes; lines of 76 characters, none starting with '.'. */
+/* The message in path, CRLF line ends, dot-stuffed, ending "\r\n.\r\n"; NULL on error. */
+static char *s_load_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *out = NULL;
+    size_t n = 0, cap = 0;
+    int c, bol = 1;
+
+    if (f == NULL)
+        return NULL;
+    while ((c = getc(f)) != EOF) {
+        if (n + 4 >= cap) {
+            cap = cap ? cap * 2 : 65536;
+            if ((out = realloc(out, cap)) == NULL)
+                abort();
+        }
+        if (c == '\r')
+            continue;
+        if (bol && c == '.')
+            out[n++] = '.';
+        if (c == '\n')
+            out[n++] = '\r';
+        out[n++] = (char)c;
+        bol = c == '\n';
+    }
+    fclose(f);
+    if ((out = realloc(out, n + 8)) == NULL)
+        abort();
+    if (!bol) {
+        out[n++] = '\r';
+        out[n++] = '\n';
+    }
+    memcpy(out + n, ".\r\n", 3);
+    *len = n + 3;
+    return out;
+}
+
 static char *s_make(unsigned size, int infected, size_t *len)
 {
     static const char eicar[] =
@@ -229,9 +269,10 @@ int main(int argc, char **argv)
     pthread_t th[THREADS_MAX];
     double t0, wall, *ok;
     unsigned nok = 0;
+    const char *file = NULL;
     int opt;
 
-    while ((opt = getopt(argc, argv, "h:p:c:n:s:i:f:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "h:p:c:n:s:i:f:t:m:")) != -1) {
         switch (opt) {
         case 'h': g_host = optarg; break;
         case 'p': g_port = atoi(optarg); break;
@@ -241,9 +282,10 @@ int main(int argc, char **argv)
         case 'i': g_infected_every = (unsigned)atoi(optarg); break;
         case 'f': g_from = optarg; break;
         case 't': g_to = optarg; break;
+        case 'm': file = optarg; break;
         default:
             fprintf(stderr, "usage: smtp_load -p PORT [-h HOST] [-c CONC] [-n N] [-s SIZE] "
-                            "[-i INFECTED_EVERY] [-f FROM] [-t TO]\n");
+                            "[-i INFECTED_EVERY] [-f FROM] [-t TO] [-m FILE]\n");
             return 2;
         }
     }
@@ -252,8 +294,17 @@ int main(int argc, char **argv)
                 THREADS_MAX);
         return 2;
     }
-    g_clean = s_make(g_size, 0, &g_clean_len);
-    g_infected = s_make(g_size, 1, &g_infected_len);
+    if (file != NULL) {
+        if ((g_clean = s_load_file(file, &g_clean_len)) == NULL) {
+            fprintf(stderr, "smtp_load: %s: cannot read\n", file);
+            return 2;
+        }
+        g_infected_every = 0;
+        g_infected = NULL;
+    } else {
+        g_clean = s_make(g_size, 0, &g_clean_len);
+        g_infected = s_make(g_size, 1, &g_infected_len);
+    }
     g_lat = calloc(g_n, sizeof *g_lat);
     ok = calloc(g_n, sizeof *ok);
     if (g_lat == NULL || ok == NULL)
