@@ -105,6 +105,19 @@ def main():
         except harness.HarnessError:
             print("(health reports with this minute's counts not in yet)")
         quarantine_sample_viruses(cluster)
+
+        # the quarantine usage in the status comes with the next health report too (R5.12)
+        def usage_in():
+            for c in cluster.status()["children"]:
+                stores = (c.get("health") or {}).get("stores") or []
+                if not any(s.get("kind") == "quarantine" and (s.get("files") or 0) > 0
+                           for s in stores):
+                    return False
+            return True
+        try:
+            harness.wait_until(usage_in, 15, "health reports with the quarantine usage")
+        except harness.HarnessError:
+            print("(health reports with the quarantine usage not in yet)")
         print()
         print("$ portcullis status")
         print(cluster.cli_ok("status").rstrip())

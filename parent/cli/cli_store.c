@@ -31,10 +31,13 @@ void cli_store_print_child(const json_t *health)
         char purge[32];
 
         s_time(json_integer_value(json_object_get(st, "last_purge_ms")), purge, sizeof purge);
-        printf("  %-10s %10.2f MB of %.2f MB (%.1f %%), %lld files, last purge %s%s\n",
-               json_string_value(json_object_get(st, "kind")) ? json_string_value(json_object_get(st, "kind")) : "?",
-               CLI_MB(bytes), CLI_MB(quota), quota > 0 ? 100.0 * (double)bytes / (double)quota : 0.0,
-               (long long)json_integer_value(json_object_get(st, "files")), purge,
+        json_int_t files = json_integer_value(json_object_get(st, "files"));
+        const char *kind = json_string_value(json_object_get(st, "kind"));
+
+        printf("  %-10s %10.2f MB of %.2f MB (%.1f %%), %lld %s, last purge %s%s\n",
+               kind != NULL ? kind : "?", CLI_MB(bytes), CLI_MB(quota),
+               quota > 0 ? 100.0 * (double)bytes / (double)quota : 0.0, (long long)files,
+               files == 1 ? "file" : "files", purge,
                quota > 0 && quota < CLI_FLAG_BYTES ? "  ! quota under 1 GB" : "");
     }
 }
@@ -50,9 +53,12 @@ void cli_store_print_totals(const json_t *status)
     json_object_foreach((json_t *)tot, kind, t) {
         json_int_t bytes = json_integer_value(json_object_get(t, "bytes"));
         json_int_t quota = json_integer_value(json_object_get(t, "quota_bytes"));
-        printf("  %-10s %10.2f MB of %.2f MB (%.1f %%), %lld files on %lld children\n", kind,
+        json_int_t files = json_integer_value(json_object_get(t, "files"));
+        json_int_t children = json_integer_value(json_object_get(t, "children"));
+
+        printf("  %-10s %10.2f MB of %.2f MB (%.1f %%), %lld %s on %lld %s\n", kind,
                CLI_MB(bytes), CLI_MB(quota), quota > 0 ? 100.0 * (double)bytes / (double)quota : 0.0,
-               (long long)json_integer_value(json_object_get(t, "files")),
-               (long long)json_integer_value(json_object_get(t, "children")));
+               (long long)files, files == 1 ? "file" : "files", (long long)children,
+               children == 1 ? "child" : "children");
     }
 }
