@@ -705,6 +705,10 @@ static int s_setup(struct manager *m, const char *path)
                                    .downstream = m->scan.downstream, .helo = m->hostname };
         if ((m->cmd = command_new(&cc, m->mrep, s_ship_send, m, err, sizeof err)) == NULL)
             fatal("%s", err);
+        /* flush, reload, apply_mta, purge (R7.4): in the modules that do them */
+        supervise_commands(m->sup, m->cmd, &m->settings);
+        mta_apply_commands(m->mta, m->cmd, &m->settings);
+        quota_commands(m->quota, m->cmd, &m->settings);
     }
     return 0;
 }
@@ -787,8 +791,8 @@ int manager_main(const char *conf_path)
     update_free(&m.upd); /* cancels a download in progress */
     supervise_destroy(&m.sup); /* stops the scan service and records it */
     mta_apply_destroy(&m.mta);
-    command_destroy(&m.cmd);
     quota_destroy(&m.quota); /* before the report spool: records what it removed */
+    command_destroy(&m.cmd); /* after the modules that may still answer a command */
     link_close(&m.sock);
     report_ship_destroy(&m.ship);
     report_ship_destroy(&m.mship);

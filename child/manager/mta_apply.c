@@ -2,6 +2,8 @@
  * commands and the parameters) is written only after the reload succeeded. */
 #include "manager/mta_apply.h"
 
+#include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,11 @@ struct mta_apply {
     runcmd_t *cmd;
     char state[MTA_APPLY_STATE_MAX];
     char last_error_event[MTA_APPLY_STATE_MAX]; /* one event per distinct error, not per retry */
+    /* the parent's command (R7.4) */
+    command_t *commands;
+    settings_t *const *settings;
+    bool force;                        /* apply at the next step even if unchanged */
+    uint64_t req;                      /* command id answered when the application ends */
 };
 
 mta_apply_t *mta_apply_new(const char *state_dir, mreport_t *mrep)
@@ -52,6 +59,9 @@ void mta_apply_destroy(mta_apply_t **map)
     if (map == NULL || *map == NULL)
         return;
     runcmd_destroy(&(*map)->cmd);
+    if ((*map)->req != 0)
+        command_reply((*map)->commands, (*map)->req, false,
+                      "the manager stopped before the MTA settings were applied", NULL);
     free(*map);
     *map = NULL;
 }
@@ -72,6 +82,23 @@ void mta_apply_params(const settings_t *s, char *out, size_t outlen)
              (long long)settings_int(s, SETTING_MTA_BOUNCE_QUEUE_LIFETIME));
 }
 
+/* The command's answer, if one waits: ok, or the state (the failing step and its output). */
+static void s_answer(mta_apply_t *ma, bool ok)
+{
+    char *txt = NULL;
+    json_t *d;
+
+    if (ma->req == 0)
+        return;
+    d = json_pack("{s:s, s:s}", "params", ma->params, "state", ma->state);
+    txt = json_dumps(d, JSON_COMPACT);
+    command_reply(ma->commands, ma->req, ok, ok ? NULL : ma->state, txt);
+    log_info("command id=%" PRIu64 " apply_mta: %s", ma->req, ok ? "done" : ma->state);
+    free(txt);
+    json_decref(d);
+    ma->req = 0;
+}
+
 static void s_failed(mta_apply_t *ma, const char *what, const char *why, const settings_t *s)
 {
     uint64_t interval_ms = 1000u * (uint64_t)settings_int(s, SETTING_SUPERVISE_CHECK_INTERVAL_S);
@@ -88,6 +115,7 @@ static void s_failed(mta_apply_t *ma, const char *what, const char *why, const s
                       ma->state);
         strlcpy_p(ma->last_error_event, ma->state, sizeof ma->last_error_event);
     }
+    s_answer(ma, false);
 }
 
 /* Starts cmd with extra arguments; 0 started, -1 failed (recorded). */
@@ -142,6 +170,7 @@ static void s_done(mta_apply_t *ma, const settings_t *s)
                 err);
     log_info("MTA settings applied: %s", ma->params);
     mreport_event(ma->mrep, "system", "info", false, NULL, "MTA settings applied: %s", ma->params);
+    s_answer(ma, true);
 }
 
 void mta_apply_tick(mta_apply_t *ma, const settings_t *s)
@@ -161,20 +190,59 @@ void mta_apply_tick(mta_apply_t *ma, const settings_t *s)
     mta_apply_params(s, params, sizeof params);
     snprintf(key, sizeof key, "%s\n%s\n%s\n", postconf, settings_str(s, SETTING_MTA_RELOAD_COMMAND),
              params);
-    if (strcmp(key, ma->applied) == 0) {
+    if (strcmp(key, ma->applied) == 0 && !ma->force) {
         strlcpy_p(ma->state, "ok", sizeof ma->state);
         return;
     }
     /* The same failure again only after the check interval or with a new configuration. */
     if (strcmp(key, ma->failed) == 0 && settings_version(s) == ma->failed_version &&
-        now_ms() < ma->retry_at_ms)
+        now_ms() < ma->retry_at_ms && !ma->force)
         return;
     if (strcmp(ma->state, "ok") == 0 || strcmp(ma->state, "off") == 0)
         strlcpy_p(ma->state, "applying", sizeof ma->state);
     strlcpy_p(ma->trying, key, sizeof ma->trying);
     strlcpy_p(ma->params, params, sizeof ma->params);
     strlcpy_p(ma->reload_cmd, settings_str(s, SETTING_MTA_RELOAD_COMMAND), sizeof ma->reload_cmd);
-    log_info("applying MTA settings: %s %s", postconf, params);
+    log_info("applying MTA settings%s: %s %s", ma->force ? " (the administrator's request)" : "",
+             postconf, params);
+    ma->force = false;
     ma->step = MTA_POSTCONF;
     s_run(ma, "mta.postconf_command", postconf, params, s);
+}
+
+/* --- the parent's command (R7.4) --------------------------------------------------------------- */
+
+static int s_cmd_apply(void *arg, const Portcullis__Command *cmd, Portcullis__CommandReply *reply)
+{
+    mta_apply_t *ma = arg;
+    const settings_t *s = *ma->settings;
+
+    reply->ok = false;
+    if (ma->req == cmd->id && cmd->id != 0)
+        return 1; /* sent again while it runs: the one answer comes when it ends */
+    if (!settings_bool(s, SETTING_MTA_APPLY)) {
+        reply->error = "mta.apply is off: this child does not apply MTA settings to its upstream "
+                       "Postfix (set mta.apply to true, with mta.postconf_command and "
+                       "mta.reload_command, to have them applied)";
+        return 0;
+    }
+    if (ma->req != 0) {
+        reply->error = "an application of the MTA settings asked for earlier is still running; "
+                       "retry when it has ended";
+        return 0;
+    }
+    ma->req = cmd->id;
+    if (ma->cmd == NULL) { /* else the running application answers when it ends */
+        ma->force = true;
+        mta_apply_tick(ma, s); /* starts it now (or fails and answers now) */
+    }
+    return 1;
+}
+
+void mta_apply_commands(mta_apply_t *ma, command_t *cmd, settings_t *const *settings)
+{
+    ma->commands = cmd;
+    ma->settings = settings;
+    if (command_register(cmd, "apply_mta", s_cmd_apply, ma) != 0)
+        fatal("mta_apply: cannot register the apply_mta command");
 }

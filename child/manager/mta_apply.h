@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "manager/command.h"
 #include "manager/mreport.h"
 #include "settings.h"
 
@@ -28,6 +29,10 @@ void mta_apply_tick(mta_apply_t *ma, const settings_t *settings);
 const char *mta_apply_state(const mta_apply_t *ma); /* borrowed */
 /* A postconf or reload command is running. */
 bool mta_apply_busy(const mta_apply_t *ma);
+/* The parent's command "apply_mta" (R7.4): applies the mta.* settings now even if unchanged and
+ * answers with the outcome (an application already running answers for it); refused while
+ * mta.apply is off. *settings is the manager's pointer to the settings in force. */
+void mta_apply_commands(mta_apply_t *ma, command_t *cmd, settings_t *const *settings);
 /* The postconf arguments for settings: "queue_run_delay=900s minimal_backoff_time=900s …". */
 void mta_apply_params(const settings_t *settings, char *out, size_t outlen);
 

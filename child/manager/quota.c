@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 static void s_push(quota_t *q, struct result *r)
 {
     pthread_mutex_lock(&q->mu);
+    if (r->type == RES_REMOVED) /* what a run now reports */
+        q->tally[r->kind == q->d[1].kind][strcmp(r->reason, "retention") == 0]++;
     /* Bounded so a purge of millions does not hold millions of records in memory; never
      * dropped, so when stopping the bound gives way (what was deleted must be recorded). */
     while (q->nresults >= QUOTA_RESULTS_MAX && !q->stop)
@@ -57,6 +60,17 @@ void quota_push_event(quota_t *q, const char *severity, bool notify, const char 
     s_push(q, r);
 }
 
+/* Loop: a run now has ended and what it removed is recorded (it came before in the queue). */
+static void s_answer_now(quota_t *q, const char *detail)
+{
+    if (q->now_req == 0 || q->cmd == NULL)
+        return;
+    mreport_sync(q->mrep);
+    log_info("command id=%" PRIu64 " purge: done %s", q->now_req, detail);
+    command_reply(q->cmd, q->now_req, true, NULL, detail);
+    q->now_req = 0;
+}
+
 /* Loop: records up to max results (all with max 0); one spool sync for the lot. */
 static void s_drain(quota_t *q, size_t max)
 {
@@ -85,6 +99,8 @@ static void s_drain(quota_t *q, size_t max)
         list = r->next;
         if (r->type == RES_REMOVED)
             mreport_removed(q->mrep, r->kind, r->file_id, r->reason);
+        else if (r->type == RES_DONE)
+            s_answer_now(q, r->text);
         else
             mreport_event(q->mrep, "quota", r->severity, r->notify, r->subject, "%s", r->text);
         free(r->subject);
@@ -108,6 +124,39 @@ bool quota_stopping(quota_t *q)
 
 static time_t s_now(const quota_t *q) { return time(NULL) + q->clock_offset_s; }
 
+/* Worker: the end of a run now, with what it removed and the usage after it. */
+static void s_push_done(quota_t *q)
+{
+    struct result *r = xcalloc(1, sizeof *r);
+    json_t *d = json_object();
+    uint64_t total = 0;
+
+    for (unsigned i = 0; i < QUOTA_DIRS; i++) {
+        uint64_t bytes, files, byquota, byret, quota_bytes;
+
+        usage_get(q->d[i].usage, &bytes, &files);
+        pthread_mutex_lock(&q->mu);
+        byquota = q->tally[i][0];
+        byret = q->tally[i][1];
+        quota_bytes = q->d[i].quota_bytes;
+        pthread_mutex_unlock(&q->mu);
+        total += byquota + byret;
+        json_object_set_new(d, q->d[i].kind,
+                            json_pack("{s:I, s:I, s:I, s:I, s:I}",
+                                      "deleted_quota", (json_int_t)byquota,
+                                      "deleted_retention", (json_int_t)byret,
+                                      "files_now", (json_int_t)files,
+                                      "bytes_now", (json_int_t)bytes,
+                                      "quota_bytes", (json_int_t)quota_bytes));
+    }
+    json_object_set_new(d, "deleted", json_integer((json_int_t)total));
+    json_object_set_new(d, "stopped", json_boolean(quota_stopping(q)));
+    r->type = RES_DONE;
+    r->text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(d);
+    s_push(q, r);
+}
+
 /* --- worker ------------------------------------------------------------------------------------ */
 
 static void *s_worker(void *arg)
@@ -117,6 +166,30 @@ static void *s_worker(void *arg)
     pthread_mutex_lock(&q->mu);
     while (!q->stop) {
         bool did = false;
+
+        if (q->want_now) { /* the administrator's "purge" (R7.4): all of it, now */
+            uint64_t quota_bytes[QUOTA_DIRS];
+            unsigned low = q->low_water;
+            time_t now = s_now(q);
+
+            q->want_now = false;
+            memset(q->tally, 0, sizeof q->tally);
+            for (unsigned i = 0; i < QUOTA_DIRS; i++) {
+                quota_bytes[i] = q->d[i].quota_bytes;
+                q->d[i].want_check = false;
+                q->d[i].busy = true;
+            }
+            pthread_mutex_unlock(&q->mu);
+            for (unsigned i = 0; i < QUOTA_DIRS && !quota_stopping(q); i++)
+                quota_run_check(q, i, quota_bytes[i], low);
+            if (!quota_stopping(q))
+                quota_run_retention(q, now);
+            s_push_done(q);
+            pthread_mutex_lock(&q->mu);
+            for (unsigned i = 0; i < QUOTA_DIRS; i++)
+                q->d[i].busy = false;
+            did = true;
+        }
 
         for (unsigned i = 0; i < QUOTA_DIRS && !q->stop; i++) {
             struct qdir *d = &q->d[i];
@@ -407,4 +480,40 @@ size_t quota_health(quota_t *q, Portcullis__StoreUsage *su, Portcullis__StoreUsa
         ptrs[i] = &su[i];
     }
     return QUOTA_DIRS;
+}
+
+/* --- the parent's command (R7.4) --------------------------------------------------------------- */
+
+static int s_cmd_purge(void *arg, const Portcullis__Command *cmd, Portcullis__CommandReply *reply)
+{
+    quota_t *q = arg;
+    const settings_t *s = *q->settings;
+
+    if (q->now_req == cmd->id && cmd->id != 0)
+        return 1; /* sent again while it runs: the one answer comes when it ends */
+    if (q->now_req != 0) {
+        reply->ok = false;
+        reply->error = "a purge asked for earlier is still running; retry when it has ended";
+        return 0;
+    }
+    pthread_mutex_lock(&q->mu);
+    /* the settings in force now, not those of the last poll */
+    q->low_water = (unsigned)settings_int(s, SETTING_QUOTA_LOW_WATER_PERCENT);
+    q->d[0].quota_bytes = (uint64_t)settings_int(s, SETTING_QUARANTINE_QUOTA_MB) << 20;
+    q->d[1].quota_bytes = (uint64_t)settings_int(s, SETTING_ARCHIVE_QUOTA_MB) << 20;
+    q->want_now = true;
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->mu);
+    q->now_req = cmd->id;
+    log_info("command id=%" PRIu64 " purge: quota check and purge, retention purge now",
+             cmd->id);
+    return 1;
+}
+
+void quota_commands(quota_t *q, command_t *cmd, settings_t *const *settings)
+{
+    q->cmd = cmd;
+    q->settings = settings;
+    if (command_register(cmd, "purge", s_cmd_purge, q) != 0)
+        fatal("quota: cannot register the purge command");
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "manager/command.h"
 #include "manager/mreport.h"
 #include "portcullis.pb-c.h"
 #include "settings.h"
@@ -39,6 +40,12 @@ void quota_load_areas(quota_t *q, const char *snapshot_path);
 
 /* The loop's share: counters, notifications, schedules, recording results. */
 void quota_tick(quota_t *q, const settings_t *s);
+
+/* The parent's command "purge" (R7.4): the worker runs the quota check (and purge) of both
+ * directories and the retention purge now; the answer goes when what it removed has been
+ * recorded, with the counts in its detail. *settings is the manager's pointer to the settings
+ * in force. cmd must outlive q (its destroy still answers). */
+void quota_commands(quota_t *q, command_t *cmd, settings_t *const *settings);
 
 /* Records what the worker removed and has to report (quota_tick's first step, without the
  * schedules): for the benchmark's stand-in loop. */

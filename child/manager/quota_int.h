@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "manager/command.h"
 #include "manager/quota.h"
 #include "storepath.h"
 #include "usage.h"
@@ -25,7 +26,7 @@
 #define QUOTA_SNAPSHOT_MAX (64u << 20) /* bytes of the cached snapshot read at start */
 #define QUOTA_MB(b) ((double)(b) / 1048576.0)
 
-enum result_type { RES_REMOVED, RES_EVENT };
+enum result_type { RES_REMOVED, RES_EVENT, RES_DONE }; /* DONE: a run-now ended (text: detail) */
 
 struct result {
     struct result *next;
@@ -75,6 +76,12 @@ struct quota {
     size_t nareas;
     struct result *head, *tail;
     size_t nresults;
+    /* the parent's "purge" command (R7.4) */
+    command_t *cmd;                   /* loop */
+    settings_t *const *settings;      /* loop */
+    uint64_t now_req;                 /* loop: command id answered at the run's RES_DONE */
+    bool want_now;                    /* under mu: a check + purge and retention purge now */
+    uint64_t tally[QUOTA_DIRS][2];    /* under mu: removed by quota / retention since reset */
 };
 
 /* Worker → loop (quota.c): a removed file, an event to record. Wait while the queue is full. */

@@ -27,6 +27,7 @@ struct runcmd {
     char out[RUNCMD_OUTPUT_MAX + 1];
     size_t out_len;
     char result[RUNCMD_RESULT_MAX];
+    char output[RUNCMD_OUTPUT_MAX + 64]; /* its lines joined with "; " */
 };
 
 /* --- argv --------------------------------------------------------------------------------- */
@@ -235,6 +236,7 @@ static void s_finish(runcmd_t *r)
     }
     r->done = true;
     s_output_line(r, line, sizeof line);
+    strlcpy_p(r->output, line, sizeof r->output);
     if (r->timed_out)
         snprintf(r->result, sizeof r->result, "timed out after %llu s%s%s",
                  (unsigned long long)((r->deadline_ms - r->started_ms) / 1000), *line ? ": " : "",
@@ -283,6 +285,8 @@ bool runcmd_ok(const runcmd_t *r)
 }
 
 const char *runcmd_result(const runcmd_t *r) { return r->done ? r->result : "running"; }
+
+const char *runcmd_output(const runcmd_t *r) { return r->done ? r->output : ""; }
 
 pid_t runcmd_pid(const runcmd_t *r) { return r->pid; }
 

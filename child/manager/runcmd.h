@@ -47,6 +47,9 @@ bool runcmd_ok(const runcmd_t *r);
 /* After runcmd_poll returned true: "ok", "exit N: output", "killed by signal N: output", or
  * "timed out after N s: output"; output's lines joined with "; ". Borrowed. */
 const char *runcmd_result(const runcmd_t *r);
+/* After runcmd_poll returned true: its output (kept part), lines joined with "; " — also when
+ * it succeeded. Borrowed. */
+const char *runcmd_output(const runcmd_t *r);
 pid_t runcmd_pid(const runcmd_t *r);
 /* NULL-safe; a command still running is killed (its process group) and reaped. */
 void runcmd_destroy(runcmd_t **rp);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <sys/wait.h>
 
 #include "log.h"
@@ -27,6 +29,12 @@ struct supervise {
     char flush_cmd[1100];     /* as set when the flush began, for its event */
     uint64_t last_stats_ms;
     uint64_t next_check_ms;
+    /* the parent's commands (R7.4) */
+    command_t *cmd;
+    settings_t *const *settings;
+    bool flush_admin;         /* the running flush is the administrator's */
+    uint64_t flush_req;       /* command id answered when the running flush ends; 0 none */
+    char reply_err[RUNCMD_RESULT_MAX + 1200];
 };
 
 supervise_t *supervise_new(struct scan_proc *scan, mreport_t *mrep)
@@ -52,6 +60,9 @@ void supervise_destroy(supervise_t **svp)
                       "scan service stopped pid=%ld: the manager is stopping", (long)pid);
     }
     runcmd_destroy(&sv->flush);
+    if (sv->flush_req != 0)
+        command_reply(sv->cmd, sv->flush_req, false,
+                      "the manager stopped before the upstream queue flush ended", NULL);
     free(sv);
     *svp = NULL;
 }
@@ -97,34 +108,65 @@ bool supervise_reap(supervise_t *sv)
 
 /* --- flush (R1.5) -------------------------------------------------------------------------- */
 
-static void s_flush_start(supervise_t *sv, const settings_t *settings)
+/* Starts supervise.flush_command; 0 started, -1 not (err filled, recorded as an event). */
+static int s_flush_start(supervise_t *sv, const settings_t *settings, bool admin, char *err,
+                         size_t errlen)
 {
     const char *cmd = settings_str(settings, SETTING_SUPERVISE_FLUSH_COMMAND);
-    char err[SUPERVISE_CMD_ERR_MAX];
     struct runcmd_argv av;
 
     sv->flush_due = false;
     if (cmd == NULL || *cmd == '\0') {
         log_info("upstream queue not flushed: supervise.flush_command is empty");
-        return;
+        snprintf(err, errlen, "supervise.flush_command is empty: nothing to run");
+        return -1;
     }
     strlcpy_p(sv->flush_cmd, cmd, sizeof sv->flush_cmd);
     sv->flush_for = sv->scan->pid;
-    if (runcmd_split(cmd, NULL, 0, &av, err, sizeof err) == 0) {
+    sv->flush_admin = admin;
+    if (runcmd_split(cmd, NULL, 0, &av, err, errlen) == 0) {
         sv->flush = runcmd_start("upstream queue flush", av.argv, RUNCMD_TIMEOUT_MS, err,
-                                 sizeof err);
+                                 errlen);
         runcmd_argv_free(&av);
     }
-    if (sv->flush == NULL)
-        mreport_event(sv->mrep, "system", "error", false, NULL,
-                      "upstream queue flush failed: %s (supervise.flush_command \"%s\")", err,
-                      sv->flush_cmd);
+    if (sv->flush != NULL)
+        return 0;
+    mreport_event(sv->mrep, "system", "error", false, NULL,
+                  "upstream queue flush failed: %s (supervise.flush_command \"%s\")", err,
+                  sv->flush_cmd);
+    return -1;
+}
+
+/* The administrator's flush has ended: its answer. */
+static void s_flush_answer(supervise_t *sv)
+{
+    json_t *d;
+    char *txt;
+    bool ok = runcmd_ok(sv->flush);
+
+    if (sv->flush_req == 0)
+        return;
+    d = json_pack("{s:s, s:s, s:s}", "command", sv->flush_cmd, "result",
+                  runcmd_result(sv->flush), "output", runcmd_output(sv->flush));
+    txt = json_dumps(d, JSON_COMPACT);
+    snprintf(sv->reply_err, sizeof sv->reply_err,
+             "upstream queue flush failed: %s (supervise.flush_command \"%s\")",
+             runcmd_result(sv->flush), sv->flush_cmd);
+    command_reply(sv->cmd, sv->flush_req, ok, ok ? NULL : sv->reply_err, txt);
+    log_info("command id=%" PRIu64 " flush: %s", sv->flush_req, ok ? "done" : sv->reply_err);
+    free(txt);
+    json_decref(d);
+    sv->flush_req = 0;
 }
 
 static void s_flush_tick(supervise_t *sv, const settings_t *settings)
 {
     if (sv->flush != NULL && runcmd_poll(sv->flush)) {
-        if (runcmd_ok(sv->flush))
+        if (runcmd_ok(sv->flush) && sv->flush_admin)
+            mreport_event(sv->mrep, "system", "info", false, NULL,
+                          "upstream queue flushed on the administrator's request: %s",
+                          sv->flush_cmd);
+        else if (runcmd_ok(sv->flush))
             mreport_event(sv->mrep, "system", "info", false, NULL,
                           "upstream queue flushed after the scan service start pid=%ld: %s",
                           (long)sv->flush_for, sv->flush_cmd);
@@ -132,6 +174,7 @@ static void s_flush_tick(supervise_t *sv, const settings_t *settings)
             mreport_event(sv->mrep, "system", "error", false, NULL,
                           "upstream queue flush failed: %s (supervise.flush_command \"%s\")",
                           runcmd_result(sv->flush), sv->flush_cmd);
+        s_flush_answer(sv);
         runcmd_destroy(&sv->flush);
     }
     /* After every start, once it accepts; one at a time (a start during a flush gets its own). */
@@ -146,7 +189,10 @@ static void s_flush_tick(supervise_t *sv, const settings_t *settings)
         sv->flush_waits_logged = true;
         return;
     }
-    s_flush_start(sv, settings);
+    {
+        char err[SUPERVISE_CMD_ERR_MAX];
+        s_flush_start(sv, settings, false, err, sizeof err);
+    }
 }
 
 /* --- periodic check ------------------------------------------------------------------------ */
@@ -196,4 +242,77 @@ void supervise_tick(supervise_t *sv, const settings_t *settings)
         sv->next_check_ms = now + interval_ms;
         s_check(sv, interval_ms);
     }
+}
+
+/* --- the parent's commands (R7.4) ------------------------------------------------------------ */
+
+static int s_cmd_flush(void *arg, const Portcullis__Command *cmd, Portcullis__CommandReply *reply)
+{
+    supervise_t *sv = arg;
+    const settings_t *s = *sv->settings;
+
+    reply->ok = false;
+    if (sv->flush_req == cmd->id && cmd->id != 0)
+        return 1; /* sent again while it runs: the one answer comes when it ends */
+    if (sv->flush_req != 0) {
+        reply->error = "an upstream queue flush asked for earlier is still running; retry when "
+                       "it has ended";
+        return 0;
+    }
+    if (sv->flush != NULL) { /* one is running (after a start): its end answers */
+        sv->flush_req = cmd->id;
+        log_info("command id=%" PRIu64 " flush: a flush is running, answered when it ends",
+                 cmd->id);
+        return 1;
+    }
+    if (settings_version(s) == 0) {
+        reply->error = "no configuration from the parent yet: supervise.flush_command is not "
+                       "known";
+        return 0;
+    }
+    if (sv->scan->pid == 0) {
+        reply->error = "the scan service is not running: the upstream queue is flushed when it "
+                       "has started";
+        return 0;
+    }
+    log_info("command id=%" PRIu64 " flush: running %s", cmd->id,
+             settings_str(s, SETTING_SUPERVISE_FLUSH_COMMAND));
+    if (s_flush_start(sv, s, true, sv->reply_err, sizeof sv->reply_err) != 0) {
+        reply->error = sv->reply_err;
+        return 0;
+    }
+    sv->flush_req = cmd->id;
+    return 1;
+}
+
+static int s_cmd_reload(void *arg, const Portcullis__Command *cmd,
+                        Portcullis__CommandReply *reply)
+{
+    supervise_t *sv = arg;
+    Portcullis__ReloadSignatures rs = PORTCULLIS__RELOAD_SIGNATURES__INIT;
+    envelope_t env = PORTCULLIS__ENVELOPE__INIT;
+
+    rs.reason = "administrator";
+    env.body_case = PORTCULLIS__ENVELOPE__BODY_RELOAD_SIGNATURES;
+    env.reload_signatures = &rs;
+    if (sv->scan->pid == 0 || scan_proc_send(sv->scan, &env) != 0) {
+        reply->ok = false;
+        reply->error = "the scan service is not running: it loads the signatures when it starts";
+        return 0;
+    }
+    log_info("command id=%" PRIu64 " reload: signature reload asked of the scan service pid=%ld",
+             cmd->id, (long)sv->scan->pid);
+    snprintf(sv->reply_err, sizeof sv->reply_err, "{\"scan_pid\":%ld}", (long)sv->scan->pid);
+    reply->ok = true;
+    reply->detail = sv->reply_err;
+    return 0;
+}
+
+void supervise_commands(supervise_t *sv, command_t *cmd, settings_t *const *settings)
+{
+    sv->cmd = cmd;
+    sv->settings = settings;
+    if (command_register(cmd, "flush", s_cmd_flush, sv) != 0 ||
+        command_register(cmd, "reload", s_cmd_reload, sv) != 0)
+        fatal("supervise: cannot register the flush and reload commands");
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "manager/command.h"
 #include "manager/mreport.h"
 #include "manager/scan_proc.h"
 #include "settings.h"
@@ -30,5 +31,11 @@ void supervise_on_stats(supervise_t *sv);
 bool supervise_reap(supervise_t *sv);
 /* Every loop turn: flush progress, the periodic check. settings: those in force. */
 void supervise_tick(supervise_t *sv, const settings_t *settings);
+
+/* The parent's commands (R7.4): "flush" runs supervise.flush_command now and answers when it
+ * has ended (a flush already running after a start answers for it); "reload" has the scan
+ * service reload its signatures. *settings is the manager's pointer to the settings in force
+ * (replaced by each configuration); cmd and settings outlive the supervisor. */
+void supervise_commands(supervise_t *sv, command_t *cmd, settings_t *const *settings);
 
 #endif

@@ -225,9 +225,13 @@ static void s_control_message(const envelope_t *env, void *arg)
     if (env->body_case == PORTCULLIS__ENVELOPE__BODY_CONFIG)
         s_apply_config(sc, env->config);
     else if (env->body_case == PORTCULLIS__ENVELOPE__BODY_RELOAD_SIGNATURES) {
-        av_reload(sc->av, "manager");
+        /* the manager says why: an installed update, or the administrator's command (R7.4) */
+        const char *why = env->reload_signatures->reason != NULL &&
+                                  env->reload_signatures->reason[0] != '\0'
+                              ? env->reload_signatures->reason : "manager";
+        av_reload(sc->av, why);
         if (sc->light != NULL)
-            av_reload(sc->light, "manager");
+            av_reload(sc->light, why);
     }
     else
         log_debug("control channel: %s ignored", wire_body_name(env));

@@ -232,3 +232,48 @@ int admin_command_run(PGconn *c, int64_t child_id, const char *actor, const stru
     }
     return s_wait(c, timeout_s, res, err, errlen);
 }
+
+int admin_child_command(PGconn *c, const char *child, const char *kind, const char *actor,
+                        json_t **detail, char *err, size_t errlen)
+{
+    static const char *const kinds[] = { "flush", "reload", "purge", "apply_mta" };
+    struct admin_cmd cmd = { .kind = kind };
+    struct admin_cmd_result res;
+    const char *p[] = { child };
+    char action[48], *txt = NULL;
+    bool known = false;
+    int64_t id = 0;
+    PGresult *r;
+    int rc;
+
+    *detail = NULL;
+    for (size_t i = 0; i < ARRAY_LEN(kinds); i++)
+        known = known || strcmp(kind, kinds[i]) == 0;
+    if (!known) {
+        snprintf(err, errlen, "'%s' is not a command to a child (flush, reload, purge, "
+                 "apply_mta)", kind);
+        return -1;
+    }
+    r = db_query(c, "SELECT id FROM children WHERE name = $1", 1, p, err, errlen);
+    if (r == NULL)
+        return -1;
+    if (PQntuples(r) == 1)
+        parse_int64(PQgetvalue(r, 0, 0), &id);
+    PQclear(r);
+    if (id == 0) {
+        snprintf(err, errlen, "child '%s' is not known (see `portcullis child list`)", child);
+        return -1;
+    }
+    rc = admin_command_run(c, id, actor, &cmd, &res, err, errlen);
+    snprintf(action, sizeof action, "child %s", kind);
+    if (rc == 0 && res.detail != NULL)
+        txt = json_dumps(res.detail, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    admin_audit(c, actor, action, child, rc == 0, rc == 0 ? (txt != NULL ? txt : "") : err);
+    free(txt);
+    if (rc == 0) {
+        *detail = res.detail;
+        res.detail = NULL;
+    }
+    admin_cmd_result_clear(&res);
+    return rc;
+}

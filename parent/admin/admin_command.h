@@ -42,6 +42,12 @@ struct admin_cmd_result {
 int admin_command_run(PGconn *c, int64_t child_id, const char *actor, const struct admin_cmd *cmd,
                       struct admin_cmd_result *res, char *err, size_t errlen);
 void admin_cmd_result_clear(struct admin_cmd_result *res);
+/* A command to a whole child by its name (R7.4): kind "flush", "reload", "purge" or
+ * "apply_mta"; audited as "child <kind>" on the child. 0: done (*detail: the child's, owned,
+ * may be NULL); -1 with err: unknown child or kind, refused or failed (the child's reason), the
+ * child is down, or no answer in time. */
+int admin_child_command(PGconn *c, const char *child, const char *kind, const char *actor,
+                        json_t **detail, char *err, size_t errlen);
 /* A command's arguments as stored in commands.args (the daemon reads them back). */
 json_t *admin_command_args(const struct admin_cmd *cmd);
 

@@ -3,12 +3,15 @@
  * through LISTEN/NOTIFY. Exit status: 0 done, 1 failed, 2 usage or invalid input. */
 #include <getopt.h>
 #include <jansson.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin/admin_command.h"
 #include "cli/cli_log.h"
 #include "cli/cli_store.h"
 #include "cli/cmd_policy.h"
@@ -45,6 +48,12 @@ static void s_usage(FILE *f)
         "  child enroll-token NAME              one-time token for a new child's child.conf\n"
         "  child approve NAME                   let a pending child in\n"
         "  child remove NAME                    forget a child and its key\n"
+        "  child flush NAME [--json]            flush the child's upstream MTA queue now (R7.4)\n"
+        "  child reload NAME [--json]           the child's scan service reloads its signatures\n"
+        "  child purge NAME [--json]            quota check + purge and retention purge now\n"
+        "  child apply-mta NAME [--json]        apply the mta.* settings now (needs mta.apply)\n"
+        "                                       each waits for the child's answer (exit 1 if it\n"
+        "                                       failed, is down or did not answer in time)\n"
         "  log query [--since T] [--until T] [--sender S] [--recipient R] [--verdict [ENGINE:]V]\n"
         "            [--action A] [--child NAME] [--limit N] [--after CURSOR] [--json]\n"
         "                                       message tracking, newest first (default: last 24 h)\n"
@@ -216,6 +225,60 @@ static int cmd_enroll_token(struct cli *c, const char *name)
     return 0;
 }
 
+static const char *s_actor(char *buf, size_t n)
+{
+    struct passwd *pw = getpwuid(geteuid());
+    const char *sudo = getenv("SUDO_USER");
+
+    if (pw != NULL && sudo != NULL && *sudo && strcmp(sudo, pw->pw_name) != 0)
+        snprintf(buf, n, "%s (sudo by %.40s)", pw->pw_name, sudo);
+    else if (pw != NULL)
+        snprintf(buf, n, "%s", pw->pw_name);
+    else
+        snprintf(buf, n, "uid %u", (unsigned)geteuid());
+    return buf;
+}
+
+/* child flush|reload|purge|apply-mta NAME (R7.4): one command, its answer. */
+static int cmd_child_command(struct cli *c, const char *verb, const char *name)
+{
+    static const struct { const char *verb, *kind, *done; } verbs[] = {
+        { "flush", "flush", "upstream queue flushed" },
+        { "reload", "reload", "scan service reloading its signatures" },
+        { "purge", "purge", "quota and retention purge done" },
+        { "apply-mta", "apply_mta", "MTA settings applied" },
+    };
+    char err[1024], actor[128];
+    json_t *detail = NULL;
+    size_t i;
+
+    for (i = 0; i < ARRAY_LEN(verbs) && strcmp(verbs[i].verb, verb) != 0; i++)
+        ;
+    if (admin_child_command(c->db, name, verbs[i].kind, s_actor(actor, sizeof actor), &detail,
+                            err, sizeof err) != 0)
+        return s_fail(err);
+    if (c->json) {
+        json_t *o = json_pack("{s:s, s:s, s:b, s:O?}", "child", name, "command", verbs[i].kind,
+                              "ok", 1, "detail", detail);
+        s_print_json(o);
+        json_decref(o);
+    } else {
+        char *txt = detail != NULL ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS |
+                                                            JSON_ENCODE_ANY) : NULL;
+        printf("child %s: %s%s%s\n", name, verbs[i].done, txt != NULL ? " " : "",
+               txt != NULL ? txt : "");
+        free(txt);
+    }
+    json_decref(detail);
+    return 0;
+}
+
+static bool s_child_verb(const char *v)
+{
+    return strcmp(v, "flush") == 0 || strcmp(v, "reload") == 0 || strcmp(v, "purge") == 0 ||
+           strcmp(v, "apply-mta") == 0;
+}
+
 static int cmd_child(struct cli *c, int argc, char **argv)
 {
     char err[1024];
@@ -228,6 +291,8 @@ static int cmd_child(struct cli *c, int argc, char **argv)
     }
     if (strcmp(argv[0], "enroll-token") == 0)
         return cmd_enroll_token(c, argv[1]);
+    if (s_child_verb(argv[0]))
+        return cmd_child_command(c, argv[0], argv[1]);
     if (strcmp(argv[0], "approve") == 0) {
         if (admin_child_approve(c->db, argv[1], err, sizeof err) != 0)
             return s_fail(err);

@@ -203,3 +203,83 @@ def test_r1_5_hung_scan_service_killed_and_restarted(cluster):
         except ProcessLookupError:
             pass
         cluster.cli_ok("settings", "set", "supervise.check_interval_s", "60")
+
+
+def test_r7_4_child_commands_flush_reload_apply_mta_purge(cluster):
+    """R7.4: the parent's commands to a whole child, each answered (or failed with a clear
+    reason): `child flush` runs supervise.flush_command now and records "upstream queue flushed"
+    (on the administrator's request); `child reload` makes the scan service reload its
+    signatures; `child apply-mta` is refused while mta.apply is off and, on (the commands
+    pointing at this test's upstream instance), applies the mta.* settings again even when
+    unchanged; `child purge` runs the quota and retention purge and answers with what it
+    deleted; a stopped child fails at once with "is down". Every one is audited."""
+    up = cluster.upstream
+    child = cluster.children["child1"]
+    cluster.wait_child_state("child1", "up", 30)
+
+    # flush
+    n_flushed = count_events(cluster, "upstream queue flushed")
+    out = cluster.cli_ok("child", "flush", "child1")
+    assert "child child1: upstream queue flushed" in out, out
+    ev = wait_new_event(cluster, "upstream queue flushed", n_flushed)
+    assert "administrator's request" in ev["message"] and f"-c {up.conf_dir} -f" in ev["message"]
+    assert ev["severity"] == "info"
+
+    # reload
+    mark = child.proc.log_mark()
+    data = json.loads(cluster.cli_ok("child", "reload", "child1", "--json"))
+    assert data["ok"] is True and data["command"] == "reload", data
+    child.proc.wait_for_log(r"reload (started|queued) reason=administrator", 30, since=mark)
+    child.proc.wait_for_log(r"loaded sigs=\d+", 60, since=mark)
+
+    # apply-mta: off → refused, clearly
+    cluster.cli_ok("settings", "set", "mta.apply", "false")
+    cluster.wait_children_current(cluster.status()["config_version"], 30)
+    rc, _out, err = cluster.cli("child", "apply-mta", "child1")
+    assert rc == 1 and "mta.apply is off" in err, (rc, err)
+    # … on, pointed at the test upstream: applied (again, even when unchanged)
+    n_applied = count_events(cluster, "MTA settings applied")
+    cluster.cli_ok("settings", "set", "mta.postconf_command", cluster.upstream_command("postconf"))
+    cluster.cli_ok("settings", "set", "mta.reload_command", cluster.upstream_command("reload"))
+    cluster.cli_ok("settings", "set", "mta.apply", "true")
+    cluster.wait_children_current(cluster.status()["config_version"], 30)
+    wait_new_event(cluster, "MTA settings applied", n_applied)   # the change, by itself
+    try:
+        data = json.loads(cluster.cli_ok("child", "apply-mta", "child1", "--json"))
+        assert data["ok"] is True and data["detail"]["state"] == "ok", data
+        assert "queue_run_delay=" in data["detail"]["params"], data
+        wait_new_event(cluster, "MTA settings applied", n_applied + 1)  # the command's, again
+        got = run([POSTCONF, "-c", up.conf_dir, "-h", "queue_run_delay"]).stdout.strip()
+        assert got == data["detail"]["params"].split()[0].split("=")[1], got
+    finally:
+        cluster.cli_ok("settings", "set", "mta.apply", "false")
+
+    # purge
+    data = json.loads(cluster.cli_ok("child", "purge", "child1", "--json"))
+    d = data["detail"]
+    assert data["ok"] is True and "deleted" in d, data
+    for store in ("quarantine", "archive"):
+        assert {"deleted_quota", "deleted_retention", "files_now"} <= set(d[store]), d
+
+    # audited
+    rows = cluster.pg.query("SELECT action, result FROM audit_log WHERE target = 'child1' "
+                            "AND action LIKE %s ORDER BY id", ("child %",))
+    acts = [tuple(r) for r in rows]
+    for a in ("child flush", "child reload", "child apply_mta", "child purge"):
+        assert (a, "ok") in acts, acts
+    assert ("child apply_mta", "failed") in acts, acts
+
+    # a stopped child: at once, "is down"
+    child.stop()
+    try:
+        cluster.wait_child_state("child1", "down", 30)
+        for verb in ("flush", "reload", "purge", "apply-mta"):
+            rc, _out, err = cluster.cli("child", verb, "child1")
+            assert rc == 1 and "child child1 is down" in err, (verb, rc, err)
+        rc, _out, err = cluster.cli("child", "flush", "nosuchchild")
+        assert rc == 1 and "not known" in err, err
+        rc, _out, err = cluster.cli("child", "flush")
+        assert rc == 2, err
+    finally:
+        child.start()
+    cluster.wait_child_state("child1", "up", 30)

@@ -1,7 +1,8 @@
 /* test_mta_apply: the R4.3 application of mta.* to the upstream Postfix with stand-in
  * commands: the postconf arguments, postconf then reload, "ok" remembered across a restart (not
  * applied again), a change applied again, a failure reported in the state and not retried
- * before the check interval or a new configuration, "off" with mta.apply off. */
+ * before the check interval or a new configuration, "off" with mta.apply off; the parent's
+ * "apply_mta" command (R7.4) applies again although unchanged and answers, refused when off. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "manager/command.h"
 #include "manager/mreport.h"
 #include "manager/mta_apply.h"
 #include "settings.h"
@@ -183,6 +185,97 @@ static void test_failure_reported_not_retried_at_once(void **state)
     mta_apply_destroy(&ma);
 }
 
+/* The command's answers, as the manager would send them to the parent. */
+struct replies {
+    unsigned n;
+    bool ok;
+    uint64_t id;
+    char error[512], detail[1024];
+};
+
+static int s_capture(void *arg, const envelope_t *env)
+{
+    struct replies *r = arg;
+
+    assert_int_equal(env->body_case, PORTCULLIS__ENVELOPE__BODY_COMMAND_REPLY);
+    r->n++;
+    r->ok = env->command_reply->ok;
+    r->id = env->command_reply->id;
+    strlcpy_p(r->error, env->command_reply->error, sizeof r->error);
+    strlcpy_p(r->detail, env->command_reply->detail, sizeof r->detail);
+    return 0;
+}
+
+static void s_command(command_t *c, uint64_t id)
+{
+    Portcullis__Command cmd = PORTCULLIS__COMMAND__INIT;
+
+    cmd.id = id;
+    cmd.kind = "apply_mta";
+    command_handle(c, &cmd);
+}
+
+static void test_command_forces_and_answers(void **state)
+{
+    struct fx *fx = *state;
+    struct replies rep = { 0 };
+    struct command_conf cc = { .quarantine_dir = fx->dir, .archive_dir = fx->dir,
+                               .downstream = "127.0.0.1:1", .helo = "test" };
+    char err[256], *calls;
+    mta_apply_t *ma = mta_apply_new(fx->dir, fx->mrep);
+    command_t *c = command_new(&cc, fx->mrep, s_capture, &rep, err, sizeof err);
+    size_t n;
+
+    assert_non_null(c);
+    mta_apply_commands(ma, c, &fx->s);
+    assert_string_equal(s_run(ma, fx->s), "ok");
+    calls = s_calls(fx);
+    n = strlen(calls);
+    free(calls);
+
+    /* unchanged, yet applied again: postconf and reload, then the answer */
+    s_command(c, 41);
+    assert_true(mta_apply_busy(ma));
+    assert_int_equal(rep.n, 0);
+    assert_string_equal(s_run(ma, fx->s), "ok");
+    assert_int_equal(rep.n, 1);
+    assert_int_equal(rep.id, 41);
+    assert_true(rep.ok);
+    assert_non_null(strstr(rep.detail, "\"state\":\"ok\""));
+    assert_non_null(strstr(rep.detail, "queue_run_delay=900s"));
+    calls = s_calls(fx);
+    assert_string_equal(calls + n, "postconf -c /up -e queue_run_delay=900s "
+                                   "minimal_backoff_time=900s maximal_backoff_time=3600s "
+                                   "maximal_queue_lifetime=86400s bounce_queue_lifetime=0s\n"
+                                   "reload\n");
+    free(calls);
+
+    /* a failing step: the answer is the failure */
+    assert_int_equal(settings_set(fx->s, "mta", "reload_command", "false", err, sizeof err), 0);
+    s_command(c, 42);
+    s_run(ma, fx->s);
+    assert_int_equal(rep.n, 2);
+    assert_false(rep.ok);
+    assert_string_equal(rep.error, "mta.reload_command failed: exit 1");
+
+    /* off: refused at once, nothing run */
+    assert_int_equal(settings_set(fx->s, "mta", "apply", "false", err, sizeof err), 0);
+    calls = s_calls(fx);
+    n = strlen(calls);
+    free(calls);
+    s_command(c, 43);
+    assert_int_equal(rep.n, 3);
+    assert_false(rep.ok);
+    assert_non_null(strstr(rep.error, "mta.apply is off"));
+    assert_false(mta_apply_busy(ma));
+    calls = s_calls(fx);
+    assert_int_equal(strlen(calls), n);
+    free(calls);
+
+    mta_apply_destroy(&ma);
+    command_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -190,6 +283,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_apply_remember_change, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_failure_reported_not_retried_at_once, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_command_forces_and_answers, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

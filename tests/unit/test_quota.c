@@ -3,7 +3,9 @@
  * mark exactly, hours with no mail widening nothing — the model's pathological case), the
  * retention cut-off and the daily schedule with a missed run (R5.5), and the manager's walks on
  * a real tree: drift corrected (R5.9), a purge down to the low-water mark, retention removing
- * only expired buckets, each removal recorded in the manager's spool. */
+ * only expired buckets, each removal recorded in the manager's spool; the parent's "purge"
+ * command (R7.4) running both now and answering, after the removals are recorded, with what
+ * was deleted. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "manager/command.h"
 #include "manager/mreport.h"
 #include "manager/purge_plan.h"
 #include "manager/quota.h"
@@ -26,6 +29,7 @@
 #include "spool.h"
 #include "storepath.h"
 #include "usage.h"
+#include "util.h"
 
 static char s_dir[256];
 
@@ -388,6 +392,109 @@ static void test_walks(void **state)
     mreport_close(&mrep);
 }
 
+struct replies {
+    unsigned n;
+    bool ok;
+    uint64_t id;
+    char error[512], detail[2048];
+};
+
+static int s_capture(void *arg, const envelope_t *env)
+{
+    struct replies *r = arg;
+
+    assert_int_equal(env->body_case, PORTCULLIS__ENVELOPE__BODY_COMMAND_REPLY);
+    r->n++;
+    r->ok = env->command_reply->ok;
+    r->id = env->command_reply->id;
+    strlcpy_p(r->error, env->command_reply->error, sizeof r->error);
+    strlcpy_p(r->detail, env->command_reply->detail, sizeof r->detail);
+    return 0;
+}
+
+static void test_purge_command(void **state)
+{
+    char q[512], a[512], st[512], ms[512], err[256], hour[16], ids[4][STOREPATH_FILE_ID_LEN + 1];
+    struct replies rep = { 0 };
+    Portcullis__Command cmd = PORTCULLIS__COMMAND__INIT;
+    settings_t *s = settings_new_defaults();
+    time_t now = time(NULL);
+    struct tm tm;
+    usage_t *uq, *ua;
+    mreport_t *mrep;
+    quota_t *qt;
+    command_t *c;
+    uint64_t b, f, until;
+
+    (void)state;
+    snprintf(q, sizeof q, "%s/q", s_dir);
+    snprintf(a, sizeof a, "%s/a", s_dir);
+    snprintf(st, sizeof st, "%s/state", s_dir);
+    snprintf(ms, sizeof ms, "%s/mspool", s_dir);
+    mkdir(st, 0700);
+    assert_int_equal(settings_set(s, "quarantine", "quota_mb", "1", err, sizeof err), 0);
+    mrep = mreport_open(ms, err, sizeof err);
+    assert_non_null(mrep);
+    qt = quota_new(q, a, st, mrep, err, sizeof err);
+    assert_non_null(qt);
+    {
+        struct command_conf cc = { .quarantine_dir = q, .archive_dir = a,
+                                   .downstream = "127.0.0.1:1", .helo = "test" };
+        c = command_new(&cc, mrep, s_capture, &rep, err, sizeof err);
+        assert_non_null(c);
+    }
+    quota_commands(qt, c, &s);
+    uq = usage_open(q, err, sizeof err);
+    ua = usage_open(a, err, sizeof err);
+    assert_non_null(uq);
+    assert_non_null(ua);
+    /* quarantine: 3 x 500 000 bytes this hour, over its 1 MiB quota (low water 80 %:
+     * 838 860): the 2 oldest go; archive: one file of January, past the 15 days */
+    gmtime_r(&now, &tm);
+    strftime(hour, sizeof hour, "%Y%m%d%H", &tm);
+    for (unsigned i = 0; i < 3; i++) {
+        s_file(q, "Default quarantine", hour, i, 500000, now - 10 + (time_t)i, ids[i]);
+        usage_add(uq, 500000, 1);
+    }
+    s_file(a, "Default archive", "2026010100", 9, 50, 1700000000, ids[3]);
+    usage_add(ua, 50, 1);
+
+    cmd.id = 77;
+    cmd.kind = "purge";
+    command_handle(c, &cmd);
+    cmd.id = 78; /* a second one while the first runs: refused */
+    command_handle(c, &cmd);
+    assert_true(rep.n >= 1);
+    until = now_ms() + 10000;
+    while (rep.n < 2 && now_ms() < until) {
+        usleep(5 * 1000);
+        quota_record(qt);
+    }
+    assert_int_equal(rep.n, 2);
+    assert_true(rep.ok);
+    assert_int_equal(rep.id, 77);
+    assert_non_null(strstr(rep.detail, "\"deleted\":3"));
+    assert_non_null(strstr(rep.detail, "\"quarantine\":{\"bytes_now\":500000,"
+                                       "\"deleted_quota\":2,\"deleted_retention\":0,"
+                                       "\"files_now\":1,"));
+    assert_non_null(strstr(rep.detail, "\"deleted_retention\":1"));
+    assert_false(s_exists(q, "Default quarantine", hour, ids[0]));
+    assert_true(s_exists(q, "Default quarantine", hour, ids[2]));
+    assert_false(s_exists(a, "Default archive", "2026010100", ids[3]));
+    usage_get(uq, &b, &f);
+    assert_int_equal(b, 500000);
+    /* recorded before the answer */
+    assert_int_equal(s_removed(ms, "quota"), 2);
+    assert_int_equal(s_removed(ms, "retention"), 1);
+
+    quota_destroy(&qt);
+    command_destroy(&c);
+    usage_close(&uq);
+    usage_close(&ua);
+    mreport_close(&mrep);
+    settings_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_schedule_and_missed_run),
         cmocka_unit_test(test_purge_time_setting),
         cmocka_unit_test_setup_teardown(test_walks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_command, setup, teardown),
     };
 
     log_init("test_quota", LOG_LEVEL_WARN);
