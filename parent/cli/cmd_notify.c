@@ -2,12 +2,11 @@
 #include "cli/cmd_notify.h"
 
 #include <jansson.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "admin/admin_notify.h"
+#include "cli/cli_actor.h"
 #include "util.h"
 
 void cmd_notify_usage(FILE *f)
@@ -69,10 +68,9 @@ int cmd_notify(PGconn *db, bool json, int argc, char **argv)
     if (argc >= 1 && strcmp(argv[0], "list") == 0)
         return s_list(db, json, argc - 1, argv + 1);
     if (argc == 1 && strcmp(argv[0], "test") == 0) {
-        struct passwd *pw = getpwuid(getuid());
-        char err[512];
+        char err[512], actor[CLI_ACTOR_MAX];
         long long id;
-        if (admin_notify_test(db, pw != NULL ? pw->pw_name : "?", &id, err, sizeof err) != 0) {
+        if (admin_notify_test(db, cli_actor(actor, sizeof actor), &id, err, sizeof err) != 0) {
             fprintf(stderr, "portcullis: %s\n", err);
             return 1;
         }

@@ -5,32 +5,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "admin/admin_quarantine.h"
+#include "cli/cli_actor.h"
 #include "cli/cli_log.h"
 #include "util.h"
 
 #define CMDQ_EXIT_FAILED 1
 #define CMDQ_EXIT_USAGE 2
-#define CMDQ_ACTOR_MAX 128
-
-static const char *s_actor(char *buf, size_t n)
-{
-    struct passwd *pw = getpwuid(geteuid());
-    const char *sudo = getenv("SUDO_USER");
-
-    if (pw != NULL && sudo != NULL && *sudo && strcmp(sudo, pw->pw_name) != 0)
-        snprintf(buf, n, "%s (sudo by %.40s)", pw->pw_name, sudo);
-    else if (pw != NULL)
-        snprintf(buf, n, "%s", pw->pw_name);
-    else
-        snprintf(buf, n, "uid %u", (unsigned)geteuid());
-    return buf;
-}
 
 static int s_usage_err(const char *fmt, const char *a)
 {
@@ -209,10 +194,10 @@ bool cmd_quarantine_handles(const char *sub)
 int cmd_quarantine(PGconn *db, bool json, const char *kind, int argc, char **argv)
 {
     const char *sub = argv[0], *out = NULL;
-    char actor[CMDQ_ACTOR_MAX], err[1024], msg[1024];
+    char actor[CLI_ACTOR_MAX], err[1024], msg[1024];
     bool quarantine = strcmp(kind, "quarantine") == 0;
 
-    s_actor(actor, sizeof actor);
+    cli_actor(actor, sizeof actor);
     if (strcmp(sub, "search") == 0)
         return cli_stored_search(db, json, kind, argc - 1, argv + 1);
     if (strcmp(sub, "reconcile") == 0) {

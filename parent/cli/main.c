@@ -3,7 +3,6 @@
  * through LISTEN/NOTIFY. Exit status: 0 done, 1 failed, 2 usage or invalid input. */
 #include <getopt.h>
 #include <jansson.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 
 #include "admin/admin.h"
 #include "admin/admin_command.h"
+#include "cli/cli_actor.h"
 #include "cli/cli_log.h"
 #include "cli/cli_store.h"
 #include "cli/cmd_policy.h"
@@ -225,20 +225,6 @@ static int cmd_enroll_token(struct cli *c, const char *name)
     return 0;
 }
 
-static const char *s_actor(char *buf, size_t n)
-{
-    struct passwd *pw = getpwuid(geteuid());
-    const char *sudo = getenv("SUDO_USER");
-
-    if (pw != NULL && sudo != NULL && *sudo && strcmp(sudo, pw->pw_name) != 0)
-        snprintf(buf, n, "%s (sudo by %.40s)", pw->pw_name, sudo);
-    else if (pw != NULL)
-        snprintf(buf, n, "%s", pw->pw_name);
-    else
-        snprintf(buf, n, "uid %u", (unsigned)geteuid());
-    return buf;
-}
-
 /* child flush|reload|purge|apply-mta NAME (R7.4): one command, its answer. */
 static int cmd_child_command(struct cli *c, const char *verb, const char *name)
 {
@@ -248,13 +234,13 @@ static int cmd_child_command(struct cli *c, const char *verb, const char *name)
         { "purge", "purge", "quota and retention purge done" },
         { "apply-mta", "apply_mta", "MTA settings applied" },
     };
-    char err[1024], actor[128];
+    char err[1024], actor[CLI_ACTOR_MAX];
     json_t *detail = NULL;
     size_t i;
 
     for (i = 0; i < ARRAY_LEN(verbs) && strcmp(verbs[i].verb, verb) != 0; i++)
         ;
-    if (admin_child_command(c->db, name, verbs[i].kind, s_actor(actor, sizeof actor), &detail,
+    if (admin_child_command(c->db, name, verbs[i].kind, cli_actor(actor, sizeof actor), &detail,
                             err, sizeof err) != 0)
         return s_fail(err);
     if (c->json) {
