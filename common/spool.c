@@ -439,6 +439,23 @@ int spool_writer_append(spool_writer_t *w, Portcullis__Report *r)
     return 0;
 }
 
+int spool_writer_append_event(spool_writer_t *w, const char *category, const char *severity,
+                              bool notify, const char *subject, const char *text)
+{
+    Portcullis__Report r = PORTCULLIS__REPORT__INIT;
+    Portcullis__SystemEvent e = PORTCULLIS__SYSTEM_EVENT__INIT;
+
+    e.category = (char *)category;
+    e.severity = (char *)severity;
+    e.message = (char *)text;
+    e.at_ms = wall_ms();
+    e.notify = notify;
+    e.subject = (char *)(subject != NULL ? subject : "");
+    r.body_case = PORTCULLIS__REPORT__BODY_EVENT;
+    r.event = &e;
+    return spool_writer_append(w, &r);
+}
+
 int spool_writer_sync(spool_writer_t *w)
 {
     if (w == NULL || w->fd < 0 || !w->dirty)

@@ -6,6 +6,7 @@
 #ifndef PORTCULLIS_SPOOL_H
 #define PORTCULLIS_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,10 @@ spool_writer_t *spool_writer_open(const char *dir, char *err, size_t errlen);
  * writer syncs every record). 0 ok, -1 with the reason logged (disk full, …). */
 int spool_writer_append(spool_writer_t *w, Portcullis__Report *r);
 int spool_writer_sync(spool_writer_t *w);
+/* Appends a SystemEvent record stamped now (notify/subject: the parent mails the
+ * administrator, see proto). Same result as spool_writer_append. */
+int spool_writer_append_event(spool_writer_t *w, const char *category, const char *severity,
+                              bool notify, const char *subject, const char *text);
 void spool_writer_close(spool_writer_t **wp);
 
 spool_reader_t *spool_reader_open(const char *dir, char *err, size_t errlen);

@@ -46,23 +46,15 @@ int mreport_append(mreport_t *r, Portcullis__Report *rec)
 int mreport_event(mreport_t *r, const char *category, const char *severity, bool notify,
                   const char *subject, const char *fmt, ...)
 {
-    Portcullis__Report rec = PORTCULLIS__REPORT__INIT;
-    Portcullis__SystemEvent e = PORTCULLIS__SYSTEM_EVENT__INIT;
     char text[MREPORT_EVENT_MAX];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    e.category = (char *)category;
-    e.severity = (char *)severity;
-    e.message = text;
-    e.at_ms = wall_ms();
-    e.notify = notify;
-    e.subject = (char *)(subject != NULL ? subject : "");
-    rec.body_case = PORTCULLIS__REPORT__BODY_EVENT;
-    rec.event = &e;
-    if (mreport_append(r, &rec) != 0) {
+    if (r == NULL ||
+        spool_writer_append_event(r->w, category, severity, notify, subject, text) != 0 ||
+        spool_writer_sync(r->w) != 0) {
         log_err("system event not recorded for the parent: %s", text);
         return -1;
     }

@@ -53,21 +53,17 @@ int report_stored(const Portcullis__StoredMessage *m)
 
 int report_event(const char *category, const char *severity, const char *fmt, ...)
 {
-    Portcullis__Report r = PORTCULLIS__REPORT__INIT;
-    Portcullis__SystemEvent e = PORTCULLIS__SYSTEM_EVENT__INIT;
     char text[REPORT_EVENT_MAX];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    e.category = (char *)category;
-    e.severity = (char *)severity;
-    e.message = text;
-    e.at_ms = wall_ms();
-    r.body_case = PORTCULLIS__REPORT__BODY_EVENT;
-    r.event = &e;
-    return s_append(&r, "event");
+    if (s_writer == NULL) {
+        log_err("report event not spooled: the spool is not open");
+        return -1;
+    }
+    return spool_writer_append_event(s_writer, category, severity, false, NULL, text);
 }
 
 int report_sync(void) { return spool_writer_sync(s_writer); }

@@ -1,6 +1,5 @@
-/* smartscan: smart-protection look-ups over HTTP with libcurl's multi interface on the scan
- * service's libevent loop (CURLMOPT_SOCKETFUNCTION / TIMERFUNCTION, one event per socket): no
- * thread ever waits on the network. The multi handle keeps connections alive between requests.
+/* smartscan: smart-protection look-ups over HTTP on the scan service's libevent loop
+ * (curl_loop.c: libcurl multi, keep-alive connections, no thread waits on the network).
  * Also owns the failure policy of R2.3–R2.5: the sliding window, the switch to conventional
  * scan, the health checks and the optional return (R2.4). */
 #include "scan/smartscan.h"
@@ -14,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "scan/curl_loop.h"
 #include "scan/smartscan_window.h"
 #include "util.h"
 
@@ -26,9 +26,7 @@ struct req {
     struct smartscan *ss;
     CURL *easy;
     struct curl_slist *headers;
-    char *body;                 /* response, up to SMARTSCAN_RESPONSE_MAX */
-    size_t len;
-    bool too_big;
+    struct curl_body ans;       /* response, up to SMARTSCAN_RESPONSE_MAX */
     bool health;
     size_t n;                   /* digests asked */
     char (*hex)[65];
@@ -37,15 +35,9 @@ struct req {
     struct req *prev, *next;
 };
 
-struct sock {
-    struct event ev;
-    bool added;
-};
-
 struct smartscan {
     struct event_base *base;
-    CURLM *multi;
-    struct event timer;
+    curl_loop_t *loop;
     struct event health_timer;
     struct req *reqs;           /* in flight */
     smartscan_changed_fn *changed;
@@ -65,110 +57,12 @@ struct smartscan {
     uint64_t ok_since;          /* health answering continuously since (ms), 0: not */
 };
 
-/* --- libcurl on libevent ------------------------------------------------------------------- */
-
-static void s_check_done(struct smartscan *ss);
-
-static void s_sock_event(evutil_socket_t fd, short what, void *arg)
-{
-    struct smartscan *ss = arg;
-    int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) |
-                ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-    int running;
-
-    curl_multi_socket_action(ss->multi, fd, flags, &running);
-    s_check_done(ss);
-    if (running <= 0 && evtimer_pending(&ss->timer, NULL))
-        evtimer_del(&ss->timer);
-}
-
-static int s_sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    struct smartscan *ss = userp;
-    struct sock *so = socketp;
-    short kind;
-
-    (void)e;
-    if (what == CURL_POLL_REMOVE) {
-        if (so != NULL) {
-            if (so->added)
-                event_del(&so->ev);
-            free(so);
-        }
-        curl_multi_assign(ss->multi, fd, NULL);
-        return 0;
-    }
-    if (so == NULL) {
-        so = xcalloc(1, sizeof *so);
-        curl_multi_assign(ss->multi, fd, so);
-    } else if (so->added) {
-        event_del(&so->ev);
-    }
-    kind = (short)(EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
-                   ((what & CURL_POLL_OUT) ? EV_WRITE : 0));
-    event_assign(&so->ev, ss->base, fd, kind, s_sock_event, ss);
-    event_add(&so->ev, NULL);
-    so->added = true;
-    return 0;
-}
-
-static void s_timer_event(evutil_socket_t fd, short what, void *arg)
-{
-    struct smartscan *ss = arg;
-    int running;
-
-    (void)fd;
-    (void)what;
-    curl_multi_socket_action(ss->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    s_check_done(ss);
-}
-
-static int s_timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-    struct smartscan *ss = userp;
-    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-
-    (void)m;
-    if (timeout_ms < 0)
-        evtimer_del(&ss->timer);
-    else
-        evtimer_add(&ss->timer, &tv);
-    return 0;
-}
-
-static size_t s_write_cb(char *p, size_t size, size_t nmemb, void *arg)
-{
-    struct req *r = arg;
-    size_t n = size * nmemb;
-
-    if (r->len + n > SMARTSCAN_RESPONSE_MAX) {
-        r->too_big = true;
-        return 0; /* ends the transfer with CURLE_WRITE_ERROR */
-    }
-    r->body = xrealloc(r->body, r->len + n + 1);
-    memcpy(r->body + r->len, p, n);
-    r->len += n;
-    r->body[r->len] = '\0';
-    return n;
-}
-
 static struct req *s_req_new(struct smartscan *ss, const char *url, long timeout_ms)
 {
     struct req *r = xcalloc(1, sizeof *r);
 
     r->ss = ss;
-    r->easy = curl_easy_init();
-    if (r->easy == NULL)
-        fatal("smartscan: curl_easy_init failed");
-    curl_easy_setopt(r->easy, CURLOPT_URL, url);
-    curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, s_write_cb);
-    curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+    r->easy = curl_loop_easy(url, timeout_ms, r, &r->ans, SMARTSCAN_RESPONSE_MAX);
     r->next = ss->reqs;
     if (ss->reqs != NULL)
         ss->reqs->prev = r;
@@ -184,10 +78,10 @@ static void s_req_free(struct smartscan *ss, struct req *r)
         ss->reqs = r->next;
     if (r->next != NULL)
         r->next->prev = r->prev;
-    curl_multi_remove_handle(ss->multi, r->easy);
+    curl_loop_remove(ss->loop, r->easy);
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
-    free(r->body);
+    free(r->ans.data);
     free(r->hex);
     free(r);
 }
@@ -291,7 +185,7 @@ static void s_health_answer(struct smartscan *ss, bool ok, const char *detail)
 static int s_parse(struct req *r, struct smartscan_result *res)
 {
     json_error_t je;
-    json_t *root = json_loadb(r->body != NULL ? r->body : "", r->len, 0, &je), *v;
+    json_t *root = json_loadb(r->ans.data != NULL ? r->ans.data : "", r->ans.len, 0, &je), *v;
     size_t i;
     int rc = -1;
 
@@ -336,7 +230,7 @@ static void s_finish(struct smartscan *ss, struct req *r, CURLcode cc)
     memset(&res, 0, sizeof res);
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
     if (cc != CURLE_OK)
-        snprintf(res.error, sizeof res.error, "%s", r->too_big ? "answer too large" :
+        snprintf(res.error, sizeof res.error, "%s", r->ans.too_big ? "answer too large" :
                                                                   curl_easy_strerror(cc));
     else if (code != 200)
         snprintf(res.error, sizeof res.error, "HTTP %ld", code);
@@ -362,19 +256,7 @@ static void s_finish(struct smartscan *ss, struct req *r, CURLcode cc)
     }
 }
 
-static void s_check_done(struct smartscan *ss)
-{
-    CURLMsg *m;
-    int left;
-
-    while ((m = curl_multi_info_read(ss->multi, &left)) != NULL) {
-        struct req *r = NULL;
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        s_finish(ss, r, m->data.result);
-    }
-}
+static void s_done(void *arg, void *priv, CURLcode cc) { s_finish(arg, priv, cc); }
 
 /* --- requests ------------------------------------------------------------------------------- */
 
@@ -392,7 +274,7 @@ static void s_health_cb(evutil_socket_t fd, short what, void *arg)
                                                                : ss->timeout_ms);
     r->health = true;
     ss->health_busy = true;
-    curl_multi_add_handle(ss->multi, r->easy);
+    curl_loop_add(ss->loop, r->easy);
 }
 
 static void s_health_schedule(struct smartscan *ss)
@@ -434,7 +316,7 @@ void smartscan_lookup(smartscan_t *ss, const unsigned char (*digests)[32], size_
     curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(r->easy, CURLOPT_COPYPOSTFIELDS, json);
     free(json);
-    curl_multi_add_handle(ss->multi, r->easy);
+    curl_loop_add(ss->loop, r->easy);
 }
 
 /* --- life ----------------------------------------------------------------------------------- */
@@ -503,31 +385,15 @@ void smartscan_configure(smartscan_t *ss, const settings_t *s)
 
 smartscan_t *smartscan_new(struct event_base *base, smartscan_changed_fn *changed, void *arg)
 {
-    smartscan_t *ss;
-    static bool global_done;
+    smartscan_t *ss = xcalloc(1, sizeof *ss);
 
-    if (!global_done) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-            log_err("smartscan: curl_global_init failed");
-            return NULL;
-        }
-        global_done = true;
-    }
-    ss = xcalloc(1, sizeof *ss);
     ss->base = base;
     ss->changed = changed;
     ss->changed_arg = arg;
-    ss->multi = curl_multi_init();
-    if (ss->multi == NULL) {
-        log_err("smartscan: curl_multi_init failed");
+    if ((ss->loop = curl_loop_new(base, s_done, ss)) == NULL) {
         free(ss);
         return NULL;
     }
-    curl_multi_setopt(ss->multi, CURLMOPT_SOCKETFUNCTION, s_sock_cb);
-    curl_multi_setopt(ss->multi, CURLMOPT_SOCKETDATA, ss);
-    curl_multi_setopt(ss->multi, CURLMOPT_TIMERFUNCTION, s_timer_cb);
-    curl_multi_setopt(ss->multi, CURLMOPT_TIMERDATA, ss);
-    evtimer_assign(&ss->timer, base, s_timer_event, ss);
     evtimer_assign(&ss->health_timer, base, s_health_cb, ss);
     return ss;
 }
@@ -551,9 +417,8 @@ void smartscan_free(smartscan_t **sp)
         if (done != NULL)
             done(&res, arg);
     }
-    evtimer_del(&ss->timer);
     evtimer_del(&ss->health_timer);
-    curl_multi_cleanup(ss->multi); /* closes kept-alive connections (sockets removed inside) */
+    curl_loop_free(&ss->loop);
     smartscan_window_fini(&ss->win);
     free(ss);
     *sp = NULL;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "admin/admin_notify.h"
-#include "cli/cli_actor.h"
+#include "cli/cli_common.h"
 #include "util.h"
 
 void cmd_notify_usage(FILE *f)

@@ -1,6 +1,7 @@
 /* cmd_policy: the policy and area commands of `portcullis`: argument parsing and printing only;
  * parent/admin/admin_policy.c validates (with the children's own compiler) and stores. */
 #include "cli/cmd_policy.h"
+#include "cli/cli_common.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -34,23 +35,6 @@ static int s_usage(const char *what)
     fprintf(stderr, "portcullis: %s\nusage:\n", what);
     cmd_policy_usage(stderr);
     return EXIT_USAGE;
-}
-
-/* A database failure is "failed"; anything else the administrator can fix is "usage". */
-static int s_refused(const char *err)
-{
-    fprintf(stderr, "portcullis: %s\n", err);
-    return strncmp(err, "database", 8) == 0 || strncmp(err, "cannot connect", 14) == 0
-               ? EXIT_FAILED : EXIT_USAGE;
-}
-
-static void s_changed(const char *what, uint64_t version)
-{
-    if (version == 0)
-        printf("%s: nothing to change\n", what);
-    else
-        printf("%s; configuration version %llu is being pushed to the children\n", what,
-               (unsigned long long)version);
 }
 
 static void s_print_json(const json_t *j)
@@ -137,7 +121,7 @@ static int s_policy_list(PGconn *db, bool json)
     size_t i;
 
     if (all == NULL)
-        return s_refused(err);
+        return cli_refused(err);
     if (json) {
         s_print_json(all);
     } else {
@@ -235,11 +219,11 @@ static int s_policy_add(PGconn *db, int argc, char **argv)
                      "archive, tag_subject, add_header, notify)");
     if (rc == 0) {
         if (admin_policy_add(db, r, position, &version, err, sizeof err) != 0) {
-            rc = s_refused(err);
+            rc = cli_refused(err);
         } else {
             snprintf(what, sizeof what, "rule \"%.127s\" added%s", r->name,
                      position == 0 ? " last" : "");
-            s_changed(what, version);
+            cli_changed(what, version);
         }
     }
     portcullis__policy_rule__free_unpacked(r, NULL);
@@ -273,8 +257,8 @@ int cmd_policy_rules(PGconn *db, bool json, int argc, char **argv)
         return s_usage("unknown policy command");
     }
     if (rc != 0)
-        return s_refused(err);
-    s_changed(what, version);
+        return cli_refused(err);
+    cli_changed(what, version);
     return 0;
 }
 
@@ -287,7 +271,7 @@ static int s_area_list(PGconn *db, bool json)
     size_t i, j;
 
     if (all == NULL)
-        return s_refused(err);
+        return cli_refused(err);
     if (json) {
         s_print_json(all);
         json_decref(all);
@@ -361,7 +345,7 @@ int cmd_policy_areas(PGconn *db, bool json, int argc, char **argv)
         return s_usage("unknown area command");
     }
     if (rc != 0)
-        return s_refused(err);
-    s_changed(what, version);
+        return cli_refused(err);
+    cli_changed(what, version);
     return 0;
 }

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "admin/admin_quarantine.h"
-#include "cli/cli_actor.h"
+#include "cli/cli_common.h"
 #include "cli/cli_log.h"
 #include "util.h"
 

@@ -1,6 +1,7 @@
 /* cmd_spam: the anti-spam rule commands of `portcullis`: argument parsing and printing only;
  * parent/admin/admin_spam.c validates (with the children's own compiler) and stores. */
 #include "cli/cmd_spam.h"
+#include "cli/cli_common.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -33,23 +34,6 @@ static int s_usage(const char *what)
     return EXIT_USAGE;
 }
 
-/* A database failure is "failed"; anything else the administrator can fix is "usage". */
-static int s_refused(const char *err)
-{
-    fprintf(stderr, "portcullis: %s\n", err);
-    return strncmp(err, "database", 8) == 0 || strncmp(err, "cannot connect", 14) == 0
-               ? EXIT_FAILED : EXIT_USAGE;
-}
-
-static void s_changed(const char *what, uint64_t version)
-{
-    if (version == 0)
-        printf("%s: nothing to change\n", what);
-    else
-        printf("%s; configuration version %llu is being pushed to the children\n", what,
-               (unsigned long long)version);
-}
-
 static const char *s_js(const json_t *o, const char *k)
 {
     const char *v = json_string_value(json_object_get(o, k));
@@ -63,7 +47,7 @@ static int s_list(PGconn *db, bool json)
     size_t i;
 
     if (all == NULL)
-        return s_refused(err);
+        return cli_refused(err);
     if (json) {
         char *s = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
         puts(s);
@@ -118,10 +102,10 @@ static int s_add(PGconn *db, int argc, char **argv)
     }
     if (admin_spam_add(db, argv[0], argv[1], argv[2], score, position, &version, err,
                        sizeof err) != 0)
-        return s_refused(err);
+        return cli_refused(err);
     snprintf(what, sizeof what, "spam rule \"%.127s\" added%s", argv[0],
              position == 0 ? " last" : "");
-    s_changed(what, version);
+    cli_changed(what, version);
     return 0;
 }
 
@@ -146,7 +130,7 @@ int cmd_spam(PGconn *db, bool json, int argc, char **argv)
         return s_usage("unknown spam command");
     }
     if (rc != 0)
-        return s_refused(err);
-    s_changed(what, version);
+        return cli_refused(err);
+    cli_changed(what, version);
     return 0;
 }

@@ -11,7 +11,7 @@
 
 #include "admin/admin.h"
 #include "admin/admin_command.h"
-#include "cli/cli_actor.h"
+#include "cli/cli_common.h"
 #include "cli/cli_log.h"
 #include "cli/cli_store.h"
 #include "cli/cmd_policy.h"

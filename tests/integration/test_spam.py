@@ -11,7 +11,6 @@ import os
 import re
 import smtplib
 import threading
-import time
 
 import pytest
 
@@ -319,11 +318,12 @@ def test_r2_1_light_pattern_with_smart_scan(cluster, module_dir, light_dir):
         mark = child.proc.log_mark()
         t.start()
         try:
-            time.sleep(0.5)
+            wait_until(lambda: len(replies) >= 3, 10, "mail flowing before the light pattern")
             sig = f"{LIGHT_NAME}:0:*:{binascii.hexlify(LIGHT_PAYLOAD[:40]).decode()}\n"
             signatures._write_atomic(light_dir, "portcullis-light.ndb", sig.encode())
             child.proc.wait_for_log(r"light pattern loaded sigs=1 ", 60, since=mark)
-            time.sleep(0.5)
+            after = len(replies)
+            wait_until(lambda: len(replies) >= after + 3, 10, "mail flowing after the reload")
         finally:
             stop.set()
             t.join(60)

@@ -1,5 +1,5 @@
-/* cli_actor: see cli_actor.h. */
-#include "cli/cli_actor.h"
+/* cli_common: see cli_common.h. */
+#include "cli/cli_common.h"
 
 #include <pwd.h>
 #include <stdio.h>
@@ -19,4 +19,19 @@ const char *cli_actor(char *buf, size_t n)
     else
         snprintf(buf, n, "uid %u", (unsigned)geteuid());
     return buf;
+}
+
+int cli_refused(const char *err)
+{
+    fprintf(stderr, "portcullis: %s\n", err);
+    return strncmp(err, "database", 8) == 0 || strncmp(err, "cannot connect", 14) == 0 ? 1 : 2;
+}
+
+void cli_changed(const char *what, uint64_t version)
+{
+    if (version == 0)
+        printf("%s: nothing to change\n", what);
+    else
+        printf("%s; configuration version %llu is being pushed to the children\n", what,
+               (unsigned long long)version);
 }
