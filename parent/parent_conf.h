@@ -16,8 +16,11 @@ static const struct conf_key parent_conf_keys[] = {
     { "state_dir", "/var/lib/portcullis-parent", "directory of the parent's CURVE keypair" },
     { "log_level", "info", "error, warning, info or debug" },
     { "sps_listen", "", "HOST:PORT of the smart-protection look-up service (HTTP); empty: off" },
-    { "https_listen", "0.0.0.0:7713", "HOST:PORT of the parent's HTTPS server (component downloads); empty: off" },
+    { "https_listen", "0.0.0.0:7713", "HOST:PORT of the parent's HTTPS server (REST API, console, metrics, component downloads); empty: off" },
     { "https_public_url", "", "https://HOST:PORT as children reach https_listen; empty: derived from it" },
+    { "https_cert", "", "PEM certificate (chain) of the HTTPS server; empty: self-signed in state_dir" },
+    { "https_key", "", "PEM private key of https_cert (mode 0600); empty: self-signed in state_dir" },
+    { "web_root", "/usr/share/portcullis/web", "directory of the web console's static files; empty: no console" },
 };
 
 #endif
