@@ -57,7 +57,7 @@ struct api_req {
     int64_t user_id;                /* 0 for NONE */
     enum api_role role;
     const char *peer;               /* client address */
-    const char *token_hash;         /* hex SHA-256 of the credential used (session / token) */
+    int64_t credential_id;          /* the api_credentials row used (session or token) */
     bool via_session;               /* authenticated by the console's session cookie */
 };
 
@@ -75,6 +75,7 @@ struct api_resp {
     char target[API_TARGET_MAX];    /* audit: what the change acted on ("" → the path) */
     char detail[API_ERROR_MAX];     /* audit: what was done, when worth saying */
     char error[API_ERROR_MAX];
+    unsigned retry_after_s;         /* 429 / 503: a Retry-After header, 0 none */
 };
 
 typedef void (*api_handler_fn)(struct api_req *rq, struct api_resp *rs);
