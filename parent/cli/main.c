@@ -22,6 +22,7 @@
 #include "cli/cmd_spam.h"
 #include "cli/cmd_mta.h"
 #include "cli/cmd_notify.h"
+#include "cli/cmd_user.h"
 #include "db/db.h"
 #include "keys.h"
 #include "log.h"
@@ -71,6 +72,7 @@ static void s_usage(FILE *f)
     cmd_spam_usage(f);
     cmd_mta_usage(f);
     cmd_notify_usage(f);
+    cmd_user_usage(f);
     fprintf(f,
         "configuration: -c FILE, or $" PARENT_CONF_ENV ", or " PARENT_CONF_DEFAULT "\n");
 }
@@ -199,29 +201,21 @@ static int cmd_settings_set(struct cli *c, const char *key, const char *value)
     return 0;
 }
 
-static const char *s_endpoint(const conf_t *conf, const char *pub, const char *listen)
-{
-    const char *v = conf_get(conf, pub);
-    return v != NULL && *v ? v : conf_get(conf, listen);
-}
-
 static int cmd_enroll_token(struct cli *c, const char *name)
 {
-    char err[1024], token[ADMIN_TOKEN_HEX + 1], pub[KEYS_Z85_LEN + 1];
+    char err[1024];
+    json_t *o = admin_enroll_offer(c->db, c->conf, name, err, sizeof err);
 
-    if (keys_load_public(conf_get(c->conf, "state_dir"), "parent", pub, err, sizeof err) != 0) {
-        fprintf(stderr, "portcullis: %s (has portcullis-parent been started once?)\n", err);
-        return EXIT_FAILED;
-    }
-    if (admin_enroll_token(c->db, name, token, err, sizeof err) != 0)
+    if (o == NULL)
         return s_fail(err);
     printf("# child.conf lines for %s: the token is valid for %d hours and works once\n", name,
-           ADMIN_TOKEN_TTL_HOURS);
+           (int)json_integer_value(json_object_get(o, "expires_hours")));
     printf("name = %s\n", name);
-    printf("parent_cluster = %s\n", s_endpoint(c->conf, "cluster_public_endpoint", "cluster_listen"));
-    printf("parent_enrol = %s\n", s_endpoint(c->conf, "enrol_public_endpoint", "enrol_listen"));
-    printf("parent_public_key = %s\n", pub);
-    printf("enroll_token = %s\n", token);
+    printf("parent_cluster = %s\n", s_str(o, "parent_cluster"));
+    printf("parent_enrol = %s\n", s_str(o, "parent_enrol"));
+    printf("parent_public_key = %s\n", s_str(o, "parent_public_key"));
+    printf("enroll_token = %s\n", s_str(o, "token"));
+    json_decref(o);
     return 0;
 }
 
@@ -374,6 +368,8 @@ int main(int argc, char **argv)
         rc = cmd_mta(c.db, argc - 1, argv + 1, c.json);
     else if (strcmp(argv[0], "notify") == 0)
         rc = cmd_notify(c.db, c.json, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "user") == 0)
+        rc = cmd_user(c.db, c.json, argc - 1, argv + 1);
     else {
         s_usage(stderr);
         rc = EXIT_USAGE;
