@@ -303,6 +303,43 @@ static int s_take_json(int argc, char **argv, bool *json)
     return n;
 }
 
+/* The CLI's changes that no admin_* function audits itself, written to the audit log (R5.4,
+ * issue 6) after they ran: "<command> <subcommand>", the object named, the rest as detail. */
+static const char *const s_audited[][2] = {
+    { "settings", "set" }, { "child", "enroll-token" }, { "child", "approve" },
+    { "child", "remove" }, { "policy", "add" }, { "policy", "remove" }, { "policy", "enable" },
+    { "policy", "disable" }, { "policy", "move" }, { "area", "add" }, { "area", "set" },
+    { "area", "remove" }, { "sps", "import" }, { "wrs", "import" }, { "update", "import" },
+    { "update", "use" }, { "spam", "add" }, { "spam", "remove" }, { "spam", "enable" },
+    { "spam", "disable" }, { "notify", "test" },
+};
+#define CLI_AUDIT_DETAIL_MAX 400
+
+static void s_audit_change(PGconn *db, int argc, char **argv, int rc)
+{
+    char action[64], detail[CLI_AUDIT_DETAIL_MAX] = "", actor[CLI_ACTOR_MAX];
+    size_t i, used = 0;
+
+    if (argc < 2)
+        return;
+    for (i = 0; i < ARRAY_LEN(s_audited); i++)
+        if (strcmp(argv[0], s_audited[i][0]) == 0 && strcmp(argv[1], s_audited[i][1]) == 0)
+            break;
+    if (i == ARRAY_LEN(s_audited))
+        return;
+    snprintf(action, sizeof action, "%s %s", argv[0], argv[1]);
+    /* the object is the first word after the subcommand unless that is an option */
+    bool named = argc >= 3 && argv[2][0] != '-';
+    for (int a = named ? 3 : 2; a < argc && used + 2 < sizeof detail; a++) {
+        int n = snprintf(detail + used, sizeof detail - used, "%s%s", used ? " " : "", argv[a]);
+        used = n < 0 ? used : used + (size_t)n >= sizeof detail ? sizeof detail - 1 : used + (size_t)n;
+    }
+    if (rc != 0 && used + 2 < sizeof detail)
+        snprintf(detail + used, sizeof detail - used, "%s(refused, exit %d)", used ? " " : "", rc);
+    admin_audit(db, cli_actor(actor, sizeof actor), action, named ? argv[2] : "", rc == 0,
+                detail);
+}
+
 int main(int argc, char **argv)
 {
     const char *path = getenv(PARENT_CONF_ENV);
@@ -374,6 +411,8 @@ int main(int argc, char **argv)
         s_usage(stderr);
         rc = EXIT_USAGE;
     }
+    if (c.db != NULL)
+        s_audit_change(c.db, argc, argv, rc);
 out:
     db_close(&c.db);
     conf_free(&c.conf);
