@@ -22,4 +22,20 @@ static inline size_t scan_latency_bucket(uint64_t ms)
     return i;
 }
 
+/* The counters one scan service keeps from its start (Prometheus counters: they begin again at
+ * zero when the service restarts). */
+struct scan_latency {
+    uint64_t buckets[SCAN_LATENCY_NBUCKETS]; /* per bucket, not cumulative */
+    uint64_t sum_ms;
+    uint64_t count;
+};
+
+/* Counts one scanned message's latency. */
+static inline void scan_latency_add(struct scan_latency *h, uint64_t ms)
+{
+    h->buckets[scan_latency_bucket(ms)]++;
+    h->sum_ms += ms;
+    h->count++;
+}
+
 #endif

@@ -38,8 +38,12 @@ static int s_check(const envelope_t *e)
             return -1;
         return 0;
     case PORTCULLIS__ENVELOPE__BODY_HEALTH:
-        return e->health->n_patterns > WIRE_PATTERNS_MAX || e->health->n_stores > WIRE_STORES_MAX
+        return e->health->n_patterns > WIRE_PATTERNS_MAX || e->health->n_stores > WIRE_STORES_MAX ||
+                       (e->health->stats != NULL &&
+                        e->health->stats->n_scan_ms_buckets > WIRE_LATENCY_BUCKETS_MAX)
                    ? -1 : 0;
+    case PORTCULLIS__ENVELOPE__BODY_SCAN_STATS:
+        return e->scan_stats->n_scan_ms_buckets > WIRE_LATENCY_BUCKETS_MAX ? -1 : 0;
     case PORTCULLIS__ENVELOPE__BODY_ENROLL_REQUEST:
         return s_text_ok(e->enroll_request->name) && s_text_ok(e->enroll_request->token) ? 0 : -1;
     case PORTCULLIS__ENVELOPE__BODY_COMMAND: {

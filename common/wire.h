@@ -23,6 +23,7 @@ typedef Portcullis__Envelope envelope_t;
 #define WIRE_SPAM_RULES_MAX 1000        /* anti-spam rules in one snapshot */
 #define WIRE_UPDATES_MAX 8              /* component updates in one snapshot */
 #define WIRE_STORES_MAX 4               /* store usage entries in Health */
+#define WIRE_LATENCY_BUCKETS_MAX 64     /* scan latency buckets in ScanStats (14 today) */
 #define WIRE_WRS_PATTERN_MAX 255        /* bytes of one web-reputation URL or domain */
 #define WIRE_WRS_CATEGORY_MAX 63        /* bytes of one web-reputation category */
 #define WIRE_COMMAND_RCPT_MAX 10000     /* recipients of a release Command (R5.4) */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "cluster/cluster.h"
 #include "db/db.h"
 #include "http/http_updates.h"
@@ -29,9 +30,10 @@ static void s_on_signal(int sig)
 
 static void s_usage(FILE *f)
 {
-    fprintf(f, "usage: portcullis-parent [-c parent.conf] [--sps-only]\n"
+    fprintf(f, "usage: portcullis-parent [-c parent.conf] [--sps-only | --routes]\n"
                "  -c FILE     configuration (default $" PARENT_CONF_ENV " or " PARENT_CONF_DEFAULT ")\n"
-               "  --sps-only  serve only smart-protection look-ups on sps_listen (a replica)\n");
+               "  --sps-only  serve only smart-protection look-ups on sps_listen (a replica)\n"
+               "  --routes    print the REST API's routes (METHOD PATTERN ROLE) and exit\n");
 }
 
 static void s_signals(void)
@@ -87,6 +89,7 @@ int main(int argc, char **argv)
     int opt, sps_only = 0;
     static const struct option longopts[] = {
         { "sps-only", no_argument, NULL, 'S' },
+        { "routes", no_argument, NULL, 'R' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -96,6 +99,7 @@ int main(int argc, char **argv)
         switch (opt) {
         case 'c': path = optarg; break;
         case 'S': sps_only = 1; break;
+        case 'R': api_print_routes(stdout); return 0;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -121,10 +125,18 @@ int main(int argc, char **argv)
         fatal("%s", err);
     if (db_migrate(db) != 0)
         fatal("database migrations failed; the parent does not start on a partial schema");
-    /* Component updates (R3.7): update key, HTTPS thread, what children need to fetch. */
+    /* The HTTPS server: component updates (R3.7: update key, what children need to fetch),
+     * then the REST API, /metrics and the console (issue 6), then its thread. */
     if (http_updates_start(conf, db, &https, err, sizeof err) != 0)
         fatal("%s", err);
     db_close(&db);
+    if (https != NULL) {
+        api_children_set_conf(conf);
+        struct api_options ao = { .dsn = conf_get(conf, "db"),
+                                  .web_root = conf_get(conf, "web_root") };
+        if (api_mount(https, &ao, err, sizeof err) != 0 || https_start(https, err, sizeof err) != 0)
+            fatal("%s", err);
+    }
 
     struct cluster_options copt = {
         .dsn = conf_get(conf, "db"),
@@ -154,7 +166,8 @@ int main(int argc, char **argv)
     log_info("parent stopping");
     notifier_stop(&notifier);
     sps_free(&sps);
-    https_free(&https);
+    https_free(&https); /* closes the API's connections … */
+    api_stop();         /* … then its workers finish and what is left is freed */
     cluster_free(&cluster);
     sodium_memzero(kp.secret_z85, sizeof kp.secret_z85);
     conf_free(&conf);

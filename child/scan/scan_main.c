@@ -334,6 +334,10 @@ static void s_stats_cb(evutil_socket_t fd, short what, void *arg)
                          ? "conventional"
                          : "none";
     ss.smart_scan_state = (char *)smartscan_state(sc->smart);
+    ss.scan_ms_buckets = st.scan_ms.buckets;
+    ss.n_scan_ms_buckets = SCAN_LATENCY_NBUCKETS;
+    ss.scan_ms_sum = st.scan_ms.sum_ms;
+    ss.scan_ms_count = st.scan_ms.count;
     env.body_case = PORTCULLIS__ENVELOPE__BODY_SCAN_STATS;
     env.scan_stats = &ss;
     scan_control_send(sc->control, &env);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "scan_latency.h"
 #include "settings.h"
 
 struct event_base;
@@ -25,6 +26,7 @@ struct smtpd_stats {
     uint64_t messages_deleted;
     uint64_t viruses_found;
     uint64_t scan_exceptions;  /* messages with at least one scan exception */
+    struct scan_latency scan_ms; /* every scanned message's ms_scan (its tracking record's) */
     uint32_t inflight; /* transactions between an accepted MAIL and their final reply */
     uint32_t sessions;
 };

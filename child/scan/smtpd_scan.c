@@ -313,6 +313,7 @@ static void s_act(struct smtpd_session *s, struct scan_job *j)
         st->viruses_found++;
     if (j->exceptions != 0)
         st->scan_exceptions++;
+    scan_latency_add(&st->scan_ms, j->ms_scan);
     if (j->store_failed || !j->decided) {
         log_err("id=%s %s: 4xx, the upstream keeps the message", s->id,
                 j->error[0] != '\0' ? j->error : "no decision");

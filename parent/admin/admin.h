@@ -37,6 +37,13 @@ int admin_config_commit(PGconn *c, const char *reason, uint64_t *version, char *
 /* The upstream MTA's retry settings (mta.*) of a settings set (R4). */
 struct mta_retry;
 void admin_mta_retry(const settings_t *s, struct mta_retry *r);
+/* The retry timetable (R4.3) of the mta.* settings in force for a message deferred at
+ * failure_at (seconds after midnight) with the first queue run first_run seconds later:
+ * {config_version, failure_at_s, first_queue_run_after_s, settings: {queue_run_delay, …},
+ *  retries: [{retry, after_failure_s, backoff_s, bounce_if_failed}]}. NULL with err filled
+ * (first_run past mta.queue_run_delay says so). */
+json_t *admin_mta_timetable(PGconn *c, int64_t failure_at, int64_t first_run, char *err,
+                            size_t errlen);
 
 /* --- children and enrolment (R7.1) ------------------------------------------------------- */
 /* Makes a one-time token for NAME, valid ADMIN_TOKEN_TTL_HOURS; token gets ADMIN_TOKEN_HEX+1. */
@@ -44,8 +51,17 @@ int admin_enroll_token(PGconn *c, const char *name, char *token, char *err, size
 int admin_child_approve(PGconn *c, const char *name, char *err, size_t errlen);
 int admin_child_remove(PGconn *c, const char *name, char *err, size_t errlen);
 bool admin_child_name_valid(const char *name);
+/* admin_enroll_token plus what a new child's child.conf needs, from the parent's parent.conf
+ * (its public endpoints or listen addresses) and its public key in state_dir:
+ * {name, token, expires_hours, parent_cluster, parent_enrol, parent_public_key}. The CLI's
+ * `child enroll-token` and the API's POST /children print the same. NULL with err filled. */
+struct conf;
+json_t *admin_enroll_offer(PGconn *c, const struct conf *conf, const char *name, char *err,
+                           size_t errlen);
 
-/* Fleet status (R6.2, R7.2, R7.5): {"config_version": N, "children": [...]}. */
+/* Fleet status (R6.2, R7.2, R7.5): {"config_version": N, "children": [...], "store_totals":
+ * {kind: {bytes, files, quota_bytes, children}}, "totals": {children, children_up, …, sums of
+ * the children's last reported counters}}. */
 json_t *admin_status(PGconn *c, char *err, size_t errlen);
 
 
@@ -77,6 +93,7 @@ Portcullis__PolicyRule *admin_policy_rule_new(const char *name);
 void admin_policy_rule_add_domain(Portcullis__PolicyRule *r, const char *domain);
 void admin_policy_rule_add_condition(Portcullis__PolicyRule *r, const char *kind,
                                      const char *value, bool negate);
+/* An action; quarantine or archive without arg (NULL or "") goes to the default area (R5.1). */
 void admin_policy_rule_add_action(Portcullis__PolicyRule *r, const char *kind, const char *arg);
 /* position 1..n+1 (0: last); the rules from there on move down one. */
 int admin_policy_add(PGconn *c, const Portcullis__PolicyRule *rule, unsigned position,
@@ -99,7 +116,13 @@ struct admin_wrs_entry {
     unsigned level;                        /* 1..100 */
     const char *category;
 };
-/* Stores entries (checked by the caller) in one transaction: merged into the set (an entry
+#define ADMIN_WRS_DOMAIN_MAX 253           /* bytes of a domain (RFC 1035) */
+/* Checks one entry as an import takes it (the CLI's file, the API's JSON): kind "domain"
+ * or "url", level 1..100, category 1..63 of [A-Za-z0-9_-]; a domain pattern is lower-cased
+ * and loses trailing dots in place. 0 ok, -1 with *why set (static text). */
+int admin_wrs_entry_check(const char *kind, char *pattern, long long level,
+                          const char *category, const char **why);
+/* Stores entries (checked by the caller with admin_wrs_entry_check) in one transaction: merged into the set (an entry
  * already there takes the new level and category) or, with replace, instead of it. Refused
  * past ADMIN_WRS_ENTRIES_MAX in all. Makes a new configuration version; total = entries now. */
 int admin_wrs_import(PGconn *c, const struct admin_wrs_entry *e, size_t n, bool replace,

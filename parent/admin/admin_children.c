@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "db/db.h"
+#include "keys.h"
 #include "link.h"
 #include "util.h"
 
@@ -65,6 +67,34 @@ int admin_enroll_token(PGconn *c, const char *name, char *token, char *err, size
     snprintf(ttl, sizeof ttl, "%d hours", ADMIN_TOKEN_TTL_HOURS);
     return db_exec(c, "INSERT INTO enrol_tokens (child_name, token_hash, expires_at) "
                       "VALUES ($1, $2::bytea, now() + $3::interval)", 3, p, err, errlen);
+}
+
+static const char *s_endpoint(const conf_t *conf, const char *pub, const char *listen)
+{
+    const char *v = conf_get(conf, pub);
+    return v != NULL && *v ? v : conf_get(conf, listen);
+}
+
+json_t *admin_enroll_offer(PGconn *c, const conf_t *conf, const char *name, char *err,
+                           size_t errlen)
+{
+    char token[ADMIN_TOKEN_HEX + 1], pub[KEYS_Z85_LEN + 1], e[512];
+    json_t *o;
+
+    /* the key first: a token is useless to a child that cannot pin the parent */
+    if (keys_load_public(conf_get(conf, "state_dir"), "parent", pub, e, sizeof e) != 0) {
+        snprintf(err, errlen, "%s (has portcullis-parent been started once?)", e);
+        return NULL;
+    }
+    if (admin_enroll_token(c, name, token, err, errlen) != 0)
+        return NULL;
+    o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "name", name, "token", token,
+                  "expires_hours", ADMIN_TOKEN_TTL_HOURS,
+                  "parent_cluster", s_endpoint(conf, "cluster_public_endpoint", "cluster_listen"),
+                  "parent_enrol", s_endpoint(conf, "enrol_public_endpoint", "enrol_listen"),
+                  "parent_public_key", pub);
+    sodium_memzero(token, sizeof token);
+    return o;
 }
 
 int admin_child_approve(PGconn *c, const char *name, char *err, size_t errlen)
@@ -147,6 +177,48 @@ static json_t *s_store_totals(const json_t *children)
     return tot;
 }
 
+/* Cluster totals (R7.5): children by state, and the sums of each child's last reported rate,
+ * message counters and report spool. The counters are the scan services' since their last
+ * start, so a total falls back when a child's scan service restarts. */
+static json_t *s_fleet_totals(const json_t *children)
+{
+    static const char *const stats[] = { "connections", "messages_relayed",
+                                         "messages_quarantined", "messages_deleted",
+                                         "messages_tempfailed", "messages_rejected",
+                                         "viruses_found", "scan_exceptions", "bytes_relayed" };
+    static const char *const health[] = { "messages_per_minute", "spool_records",
+                                          "spool_bytes" };
+    json_int_t sums[ARRAY_LEN(stats) + ARRAY_LEN(health)] = { 0 };
+    json_int_t up = 0, down = 0, pending = 0;
+    json_t *tot = json_object(), *ch;
+    size_t i;
+
+    json_array_foreach(children, i, ch) {
+        const char *state = json_string_value(json_object_get(ch, "state"));
+        const json_t *h = json_object_get(ch, "health"), *st = json_object_get(h, "stats");
+
+        if (state != NULL && strcmp(state, "up") == 0)
+            up++;
+        else if (state != NULL && strcmp(state, "pending") == 0)
+            pending++;
+        else
+            down++;
+        for (size_t k = 0; k < ARRAY_LEN(stats); k++)
+            sums[k] += json_integer_value(json_object_get(st, stats[k]));
+        for (size_t k = 0; k < ARRAY_LEN(health); k++)
+            sums[ARRAY_LEN(stats) + k] += json_integer_value(json_object_get(h, health[k]));
+    }
+    json_object_set_new(tot, "children", json_integer((json_int_t)json_array_size(children)));
+    json_object_set_new(tot, "children_up", json_integer(up));
+    json_object_set_new(tot, "children_down", json_integer(down));
+    json_object_set_new(tot, "children_pending", json_integer(pending));
+    for (size_t k = 0; k < ARRAY_LEN(stats); k++)
+        json_object_set_new(tot, stats[k], json_integer(sums[k]));
+    for (size_t k = 0; k < ARRAY_LEN(health); k++)
+        json_object_set_new(tot, health[k], json_integer(sums[ARRAY_LEN(stats) + k]));
+    return tot;
+}
+
 json_t *admin_status(PGconn *c, char *err, size_t errlen)
 {
     char window[32];
@@ -204,6 +276,7 @@ json_t *admin_status(PGconn *c, char *err, size_t errlen)
     }
     PQclear(r);
     json_object_set_new(out, "store_totals", s_store_totals(arr));
+    json_object_set_new(out, "totals", s_fleet_totals(arr));
     json_object_set_new(out, "children", arr);
     return out;
 }

@@ -142,6 +142,19 @@ static int s_read(PGconn *c, struct admin_cmd_result *res, char *err, size_t err
 }
 
 /* Waits for the row to become final, up to the deadline plus the grace. */
+/* The connection may live on (an API worker's): stop listening and drop what queued up. */
+static void s_unlisten(PGconn *c)
+{
+    PGnotify *n;
+    char err[256];
+
+    if (db_exec(c, "UNLISTEN " ADMIN_NOTIFY_COMMAND_DONE, 0, NULL, err, sizeof err) != 0)
+        return;
+    PQconsumeInput(c);
+    while ((n = PQnotifies(c)) != NULL)
+        PQfreemem(n);
+}
+
 static int s_wait(PGconn *c, int timeout_s, struct admin_cmd_result *res,
                   char *err, size_t errlen)
 {
@@ -189,7 +202,7 @@ int admin_command_run(PGconn *c, int64_t child_id, const char *actor, const stru
     settings_t *s;
     json_t *args;
     char *argtxt;
-    int timeout_s, up;
+    int timeout_s, up, rc;
     PGresult *r;
 
     memset(res, 0, sizeof *res);
@@ -221,16 +234,21 @@ int admin_command_run(PGconn *c, int64_t child_id, const char *actor, const stru
                      7, p, err, errlen);
     }
     free(argtxt);
-    if (r == NULL)
+    if (r == NULL) {
+        s_unlisten(c);
         return -1;
+    }
     parse_int64(PQgetvalue(r, 0, 0), &res->id);
     PQclear(r);
     if (up) {
+        s_unlisten(c);
         strlcpy_p(res->state, "failed", sizeof res->state);
         snprintf(err, errlen, "%s", down);
         return -1;
     }
-    return s_wait(c, timeout_s, res, err, errlen);
+    rc = s_wait(c, timeout_s, res, err, errlen);
+    s_unlisten(c);
+    return rc;
 }
 
 int admin_child_command(PGconn *c, const char *child, const char *kind, const char *actor,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db/db.h"
 #include "util.h"
@@ -58,11 +59,77 @@ bool admin_log_cursor_valid(const char *text)
            strspn(dot + 1, "0123456789") == b;
 }
 
-/* The filters both tables share, the cursor, order and limit. */
-static void s_common(struct query *q, const struct admin_log_filter *f)
+int admin_log_time(PGconn *c, const char *what, const char *text, char *out, char *err,
+                   size_t errlen)
+{
+    static const char units[] = "smhdw";
+    static const int64_t secs[] = { 1, 60, 3600, 86400, 604800 };
+    size_t n = strlen(text), digits = strspn(text, "0123456789");
+    const char *p[] = { text };
+    PGresult *r;
+
+    /* a time without a zone is UTC, for the CLI and the API alike */
+    if (db_exec(c, "SET TIME ZONE 'UTC'", 0, NULL, err, errlen) != 0)
+        return -1;
+    if (n >= 2 && digits == n - 1 && digits <= 9 && strchr(units, text[n - 1]) != NULL) {
+        int64_t v = strtoll(text, NULL, 10) * secs[strchr(units, text[n - 1]) - units];
+        time_t t = (time_t)(wall_ms() / 1000) - (time_t)v;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(out, ADMIN_LOG_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return 0;
+    }
+    r = db_query(c, "SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', "
+                    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", 1, p, err, errlen);
+    if (r == NULL) {
+        if (PQstatus(c) != CONNECTION_OK)
+            return -1;
+        snprintf(err, errlen, "%s: '%.64s' is not a time: give ISO-8601 (2026-11-23T19:00:00Z) "
+                 "or a time ago (45s, 30m, 1h, 2d, 1w)", what, text);
+        return 1;
+    }
+    strlcpy_p(out, PQgetvalue(r, 0, 0), ADMIN_LOG_TIME_LEN);
+    PQclear(r);
+    return 0;
+}
+
+int admin_log_limit_parse(const char *text, int64_t *out)
+{
+    size_t n = text != NULL ? strlen(text) : 0;
+
+    /* digits only, so "+5", " 5" and "5x" are refused alike; 9 digits cannot overflow */
+    if (n == 0 || n > 9 || strspn(text, "0123456789") != n)
+        return -1;
+    *out = strtoll(text, NULL, 10);
+    return *out >= 1 && *out <= ADMIN_LOG_LIMIT_MAX ? 0 : -1;
+}
+
+/* The cursor, order and limit of a page ordered by (at, id), both columns named. */
+static void s_keyset(struct query *q, const struct admin_log_filter *f, const char *at,
+                     const char *id)
 {
     int64_t limit = f->limit > 0 ? f->limit : ADMIN_LOG_LIMIT_DEFAULT;
 
+    if (f->after != NULL) {
+        const char *dot = strchr(f->after, '.');
+        snprintf(q->own[0], sizeof q->own[0], "%.*s", (int)(dot - f->after), f->after);
+        snprintf(q->own[1], sizeof q->own[1], "%s", dot + 1);
+        q->p[q->n++] = q->own[0];
+        q->p[q->n++] = q->own[1];
+        q->len += (size_t)snprintf(q->sql + q->len, sizeof q->sql - q->len,
+                                   " AND (%s, %s) < ('epoch'::timestamptz + $%d::bigint"
+                                   " * interval '1 microsecond', $%d::bigint)", at, id,
+                                   q->n - 1, q->n);
+    }
+    snprintf(q->own[2], sizeof q->own[2], "%" PRId64, limit + 1);
+    q->p[q->n++] = q->own[2];
+    q->len += (size_t)snprintf(q->sql + q->len, sizeof q->sql - q->len,
+                               " ORDER BY %s DESC, %s DESC LIMIT $%d::bigint", at, id, q->n);
+}
+
+/* The filters both tables share, the cursor, order and limit. */
+static void s_common(struct query *q, const struct admin_log_filter *f)
+{
     if (f->since != NULL)
         s_where(q, "received_at >= $?::timestamptz", f->since);
     if (f->until != NULL)
@@ -71,20 +138,7 @@ static void s_common(struct query *q, const struct admin_log_filter *f)
         s_where(q, "lower(sender) = lower($?)", f->sender);
     if (f->child != NULL)
         s_where(q, "child = $?", f->child);
-    if (f->after != NULL) {
-        const char *dot = strchr(f->after, '.');
-        snprintf(q->own[0], sizeof q->own[0], "%.*s", (int)(dot - f->after), f->after);
-        snprintf(q->own[1], sizeof q->own[1], "%s", dot + 1);
-        q->p[q->n++] = q->own[0];
-        q->p[q->n++] = q->own[1];
-        q->len += (size_t)snprintf(q->sql + q->len, sizeof q->sql - q->len,
-                                   " AND (received_at, id) < ('epoch'::timestamptz + $%d::bigint"
-                                   " * interval '1 microsecond', $%d::bigint)", q->n - 1, q->n);
-    }
-    snprintf(q->own[2], sizeof q->own[2], "%" PRId64, limit + 1);
-    q->p[q->n++] = q->own[2];
-    q->len += (size_t)snprintf(q->sql + q->len, sizeof q->sql - q->len,
-                               " ORDER BY received_at DESC, id DESC LIMIT $%d::bigint", q->n);
+    s_keyset(q, f, "received_at", "id");
 }
 
 /* Runs q; rows are (json text, cursor microseconds, id). */
@@ -222,7 +276,6 @@ json_t *admin_stored_list(PGconn *c, const struct admin_log_filter *f, char *err
 json_t *admin_event_query(PGconn *c, const struct admin_log_filter *f, char *err, size_t errlen)
 {
     struct query q = { .len = 0, .n = 0 };
-    int64_t limit = f->limit > 0 ? f->limit : ADMIN_LOG_LIMIT_DEFAULT;
 
     if (f->after != NULL && !admin_log_cursor_valid(f->after)) {
         snprintf(err, errlen, "'%.64s' is not a cursor printed by this command", f->after);
@@ -240,19 +293,30 @@ json_t *admin_event_query(PGconn *c, const struct admin_log_filter *f, char *err
         s_where(&q, "e.at < $?::timestamptz", f->until);
     if (f->child != NULL)
         s_where(&q, "c.name = $?", f->child);
-    if (f->after != NULL) {
-        const char *dot = strchr(f->after, '.');
-        snprintf(q.own[0], sizeof q.own[0], "%.*s", (int)(dot - f->after), f->after);
-        snprintf(q.own[1], sizeof q.own[1], "%s", dot + 1);
-        q.p[q.n++] = q.own[0];
-        q.p[q.n++] = q.own[1];
-        q.len += (size_t)snprintf(q.sql + q.len, sizeof q.sql - q.len,
-                                  " AND (e.at, e.id) < ('epoch'::timestamptz + $%d::bigint"
-                                  " * interval '1 microsecond', $%d::bigint)", q.n - 1, q.n);
-    }
-    snprintf(q.own[2], sizeof q.own[2], "%" PRId64, limit + 1);
-    q.p[q.n++] = q.own[2];
-    q.len += (size_t)snprintf(q.sql + q.len, sizeof q.sql - q.len,
-                              " ORDER BY e.at DESC, e.id DESC LIMIT $%d::bigint", q.n);
+    s_keyset(&q, f, "e.at", "e.id");
     return s_page(c, &q, "events", f->limit, err, errlen);
+}
+
+json_t *admin_audit_query(PGconn *c, const struct admin_log_filter *f, char *err, size_t errlen)
+{
+    struct query q = { .len = 0, .n = 0 };
+
+    if (f->after != NULL && !admin_log_cursor_valid(f->after)) {
+        snprintf(err, errlen, "'%.64s' is not a cursor printed by this command", f->after);
+        return NULL;
+    }
+    s_sql(&q, "SELECT jsonb_build_object('id', id, 'at', " ADMIN_LOG_TIME("at") ", 'actor', "
+              "actor, 'action', action, 'target', target, 'result', result, 'detail', "
+              "detail)::text, (extract(epoch FROM at) * 1000000)::bigint, id "
+              "FROM audit_log WHERE true");
+    if (f->since != NULL)
+        s_where(&q, "at >= $?::timestamptz", f->since);
+    if (f->until != NULL)
+        s_where(&q, "at < $?::timestamptz", f->until);
+    if (f->actor != NULL)
+        s_where(&q, "actor = $?", f->actor);
+    if (f->action != NULL)
+        s_where(&q, "action = $?", f->action);
+    s_keyset(&q, f, "at", "id");
+    return s_page(c, &q, "entries", f->limit, err, errlen);
 }

@@ -49,8 +49,8 @@ int admin_notify_test(PGconn *c, const char *actor, long long *id, char *err, si
     PGresult *r;
 
     snprintf(msg, sizeof msg,
-             "Test notification requested by %.100s with `portcullis notify test`. If you read "
-             "this, notification mail works.", actor);
+             "Test notification requested by %.100s (`portcullis notify test` or the console). "
+             "If you read this, notification mail works.", actor);
     r = db_query(c, "WITH ev AS (INSERT INTO events (category, severity, message) "
                     "  VALUES ('system', 'info', $1) RETURNING id), "
                     "n AS (INSERT INTO notifications (event_id, subject, body) "

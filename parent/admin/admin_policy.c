@@ -65,6 +65,11 @@ void admin_policy_rule_add_action(Portcullis__PolicyRule *r, const char *kind, c
     Portcullis__Action *a = xcalloc(1, sizeof *a);
 
     portcullis__action__init(a);
+    /* R5.1: quarantine and archive go to the default areas unless one is named. */
+    if ((arg == NULL || *arg == '\0') && strcmp(kind, "quarantine") == 0)
+        arg = ADMIN_AREA_DEFAULT_QUARANTINE;
+    else if ((arg == NULL || *arg == '\0') && strcmp(kind, "archive") == 0)
+        arg = ADMIN_AREA_DEFAULT_ARCHIVE;
     a->kind = xstrdup(kind);
     a->arg = xstrdup(arg != NULL ? arg : "");
     r->actions = xrealloc(r->actions, (r->n_actions + 1) * sizeof *r->actions);

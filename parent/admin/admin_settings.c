@@ -107,6 +107,48 @@ void admin_mta_retry(const settings_t *s, struct mta_retry *r)
     r->bounce_queue_lifetime = settings_int(s, SETTING_MTA_BOUNCE_QUEUE_LIFETIME);
 }
 
+json_t *admin_mta_timetable(PGconn *c, int64_t failure_at, int64_t first_run, char *err,
+                            size_t errlen)
+{
+    struct mta_attempt *a;
+    struct mta_retry r;
+    settings_t *s;
+    uint64_t version;
+    size_t n;
+    json_t *o, *rows;
+
+    if ((s = admin_settings_effective(c, err, errlen)) == NULL)
+        return NULL;
+    admin_mta_retry(s, &r);
+    version = settings_version(s);
+    settings_free(&s);
+    if (first_run < 0 || first_run > r.queue_run_delay) {
+        snprintf(err, errlen, "the first queue run must come 0 to mta.queue_run_delay (%" PRId64
+                              " s) after the failure", r.queue_run_delay);
+        return NULL;
+    }
+    a = xcalloc(MTA_RETRY_ATTEMPTS_MAX, sizeof *a);
+    n = mta_retry_timetable(&r, first_run, a, MTA_RETRY_ATTEMPTS_MAX);
+    o = json_object();
+    rows = json_array();
+    json_object_set_new(o, "config_version", json_integer((json_int_t)version));
+    json_object_set_new(o, "failure_at_s", json_integer(failure_at));
+    json_object_set_new(o, "first_queue_run_after_s", json_integer(first_run));
+    json_object_set_new(o, "settings", json_pack("{s:I, s:I, s:I, s:I, s:I}",
+        "queue_run_delay", (json_int_t)r.queue_run_delay,
+        "minimal_backoff_time", (json_int_t)r.minimal_backoff_time,
+        "maximal_backoff_time", (json_int_t)r.maximal_backoff_time,
+        "maximal_queue_lifetime", (json_int_t)r.maximal_queue_lifetime,
+        "bounce_queue_lifetime", (json_int_t)r.bounce_queue_lifetime));
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(rows, json_pack("{s:I, s:I, s:I, s:b}",
+            "retry", (json_int_t)a[i].retry, "after_failure_s", (json_int_t)a[i].at,
+            "backoff_s", (json_int_t)a[i].backoff, "bounce_if_failed", a[i].bounce));
+    json_object_set_new(o, "retries", rows);
+    free(a);
+    return o;
+}
+
 int admin_settings_set(PGconn *c, const char *key, const char *value, uint64_t *version,
                        char *err, size_t errlen)
 {

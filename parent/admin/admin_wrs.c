@@ -3,6 +3,7 @@
  * admin_settings_set), the listing, and the entries of the parent's snapshot. */
 #include "admin/admin.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,79 @@
 
 #include "db/db.h"
 #include "util.h"
+
+static bool s_domain_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > ADMIN_WRS_DOMAIN_MAX || s[0] == '.' || strstr(s, "..") != NULL)
+        return false;
+    for (const char *p = s; *p != '\0'; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
+            return false;
+    return true;
+}
+
+/* An absolute URL: scheme "://" host, printable, no spaces. */
+static bool s_url_ok(const char *s)
+{
+    const char *sep = strstr(s, "://");
+
+    if (sep == NULL || sep == s || strlen(s) > WIRE_WRS_PATTERN_MAX || sep[3] == '\0' ||
+        strchr("/?#", sep[3]) != NULL)
+        return false;
+    for (const char *p = s; p < sep; p++)
+        if (!isalpha((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.')
+            return false;
+    for (const char *p = s; *p != '\0'; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p == 0x7f)
+            return false;
+    return true;
+}
+
+static bool s_category_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > WIRE_WRS_CATEGORY_MAX)
+        return false;
+    for (const char *p = s; *p != '\0'; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+            return false;
+    return true;
+}
+
+int admin_wrs_entry_check(const char *kind, char *pattern, long long level,
+                          const char *category, const char **why)
+{
+    if (strcmp(kind, "domain") != 0 && strcmp(kind, "url") != 0) {
+        *why = "kind must be \"domain\" or \"url\"";
+        return -1;
+    }
+    if (strcmp(kind, "domain") == 0) {
+        size_t n;
+        for (char *p = pattern; *p != '\0'; p++)
+            *p = (char)tolower((unsigned char)*p);
+        while ((n = strlen(pattern)) > 1 && pattern[n - 1] == '.')
+            pattern[n - 1] = '\0';
+        if (!s_domain_ok(pattern)) {
+            *why = "not a domain name (letters, digits, '-', '.'; at most 253 bytes)";
+            return -1;
+        }
+    } else if (!s_url_ok(pattern)) {
+        *why = "not an absolute URL (scheme://host…, no spaces, at most 255 bytes)";
+        return -1;
+    }
+    if (level < 1 || level > 100) {
+        *why = "level must be a number from 1 to 100";
+        return -1;
+    }
+    if (!s_category_ok(category)) {
+        *why = "category must be 1 to 63 letters, digits, '_' or '-'";
+        return -1;
+    }
+    return 0;
+}
 
 int admin_wrs_import(PGconn *c, const struct admin_wrs_entry *e, size_t n, bool replace,
                      uint64_t *version, size_t *total, char *err, size_t errlen)

@@ -102,6 +102,10 @@ extern const struct api_route_table api_table_session;  /* api_session.c: login,
 extern const struct api_route_table api_table_fleet;    /* api_fleet.c: status, time series */
 extern const struct api_route_table api_table_metrics;  /* api_metrics.c: /metrics */
 extern const struct api_route_table api_table_children; /* api_children.c */
+/* api_children.c: the daemon's parent.conf, which POST /children quotes (public endpoints,
+ * state_dir's public key); set once before api_mount, borrowed for the process's life. */
+struct conf;
+void api_children_set_conf(const struct conf *conf);
 extern const struct api_route_table api_table_config;   /* api_config.c: settings, mta, policy,
                                                          * areas, spam, wrs, updates, notify */
 extern const struct api_route_table api_table_stored;   /* api_stored.c: quarantine, archive */

@@ -1,26 +1,23 @@
 /* cli_log: the report commands of the `portcullis` CLI (R7.3): `log query` over the message
  * tracking log and `quarantine list` / `archive list` over the stored-message index. Options
- * are parsed and checked here (bad input: exit 2 with the reason); the searches themselves
- * are admin_log's. */
+ * are parsed here (bad input: exit 2 with the reason); the checks of times, limits and
+ * cursors and the searches themselves are admin_log's, shared with the REST API. */
 #include "cli/cli_log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "admin/admin_log.h"
-#include "db/db.h"
 #include "util.h"
 
 #define CLI_EXIT_FAILED 1
 #define CLI_EXIT_USAGE 2
-#define CLI_TIME_LEN 40
 
 struct opts {
     struct admin_log_filter f;
-    char since[CLI_TIME_LEN], until[CLI_TIME_LEN];
+    char since[ADMIN_LOG_TIME_LEN], until[ADMIN_LOG_TIME_LEN];
     bool stored;       /* quarantine/archive list: --area allowed, no --verdict/--action */
     bool search;       /* quarantine/archive search (R5.4): also --verdict, --subject, --rule, --state */
 };
@@ -33,37 +30,16 @@ static int s_usage_err(const char *fmt, const char *a, const char *b)
     return CLI_EXIT_USAGE;
 }
 
-/* Relative ("30m", "1h", "2d", "1w", "45s": that long ago) or absolute (ISO-8601, UTC unless
- * it says otherwise) → ISO-8601 UTC text in out. 0 ok, CLI_EXIT_USAGE or CLI_EXIT_FAILED. */
+/* --since / --until through admin_log_time (shared with the API). 0 ok, CLI_EXIT_USAGE or
+ * CLI_EXIT_FAILED. */
 static int s_time(PGconn *db, const char *opt, const char *text, char *out)
 {
-    static const char units[] = "smhdw";
-    static const int64_t secs[] = { 1, 60, 3600, 86400, 604800 };
-    size_t n = strlen(text), digits = strspn(text, "0123456789");
     char err[512];
+    int rc = admin_log_time(db, opt, text, out, err, sizeof err);
 
-    if (n >= 2 && digits == n - 1 && digits <= 9 && strchr(units, text[n - 1]) != NULL) {
-        int64_t v = strtoll(text, NULL, 10) * secs[strchr(units, text[n - 1]) - units];
-        time_t t = (time_t)(wall_ms() / 1000) - (time_t)v;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(out, CLI_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        return 0;
-    }
-    const char *p[] = { text };
-    PGresult *r = db_query(db, "SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', "
-                               "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", 1, p, err, sizeof err);
-    if (r == NULL) {
-        if (PQstatus(db) != CONNECTION_OK) {
-            fprintf(stderr, "portcullis: %s\n", err);
-            return CLI_EXIT_FAILED;
-        }
-        return s_usage_err("%s: '%.64s' is not a time: give ISO-8601 (2026-11-23T19:00:00Z) or "
-                           "a time ago (45s, 30m, 1h, 2d, 1w)", opt, text);
-    }
-    strlcpy_p(out, PQgetvalue(r, 0, 0), CLI_TIME_LEN);
-    PQclear(r);
-    return 0;
+    if (rc != 0)
+        fprintf(stderr, "portcullis: %s\n", err);
+    return rc == 0 ? 0 : rc > 0 ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
 }
 
 static int s_parse(PGconn *db, struct opts *o, int argc, char **argv)
@@ -72,7 +48,6 @@ static int s_parse(PGconn *db, struct opts *o, int argc, char **argv)
                                          "action", "child", "limit", "after", "area",
                                          "category", "subject", "rule", "state" };
     const char *val[ARRAY_LEN(names)] = { NULL };
-    char err[512];
     int rc;
 
     for (int i = 0; i < argc; i++) {
@@ -100,12 +75,8 @@ static int s_parse(PGconn *db, struct opts *o, int argc, char **argv)
         if (*val[k] == '\0')
             return s_usage_err("option '--%s' needs a value%s", names[k], "");
     }
-    if (db_exec(db, "SET TIME ZONE 'UTC'", 0, NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "portcullis: %s\n", err);
-        return CLI_EXIT_FAILED;
-    }
     if (val[0] == NULL && !o->stored)
-        val[0] = "24h"; /* the log's default window: the last day */
+        val[0] = ADMIN_LOG_SINCE_DEFAULT; /* the log's default window: the last day */
     if (val[0] != NULL && (rc = s_time(db, "--since", val[0], o->since)) != 0)
         return rc;
     if (val[1] != NULL && (rc = s_time(db, "--until", val[1], o->until)) != 0)
@@ -127,8 +98,7 @@ static int s_parse(PGconn *db, struct opts *o, int argc, char **argv)
         if (val[m] != NULL)
             return s_usage_err("--%s does not apply with --category (events have no %s)",
                                names[m], "sender, recipients, verdicts or action");
-    if (val[7] != NULL && (parse_int64(val[7], &o->f.limit) != 0 || o->f.limit < 1 ||
-                           o->f.limit > ADMIN_LOG_LIMIT_MAX)) {
+    if (val[7] != NULL && admin_log_limit_parse(val[7], &o->f.limit) != 0) {
         fprintf(stderr, "portcullis: --limit: a number from 1 to %d is required\n",
                 ADMIN_LOG_LIMIT_MAX);
         return CLI_EXIT_USAGE;

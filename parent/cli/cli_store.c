@@ -45,11 +45,25 @@ void cli_store_print_child(const json_t *health)
 void cli_store_print_totals(const json_t *status)
 {
     const json_t *tot = json_object_get(status, "store_totals"), *t;
+    const json_t *ft = json_object_get(status, "totals");
     const char *kind;
 
-    if (json_object_size(tot) == 0)
+    if (json_object_size(tot) == 0 && !json_is_object(ft))
         return;
     printf("\ncluster totals:\n");
+    if (json_is_object(ft)) /* R7.5: the same figures as `status --json` "totals" */
+        printf("  children   %lld up, %lld down, %lld pending; %lld msgs/min; relayed %lld, "
+               "quarantined %lld, deleted %lld, tempfailed %lld, rejected %lld, viruses %lld\n",
+               (long long)json_integer_value(json_object_get(ft, "children_up")),
+               (long long)json_integer_value(json_object_get(ft, "children_down")),
+               (long long)json_integer_value(json_object_get(ft, "children_pending")),
+               (long long)json_integer_value(json_object_get(ft, "messages_per_minute")),
+               (long long)json_integer_value(json_object_get(ft, "messages_relayed")),
+               (long long)json_integer_value(json_object_get(ft, "messages_quarantined")),
+               (long long)json_integer_value(json_object_get(ft, "messages_deleted")),
+               (long long)json_integer_value(json_object_get(ft, "messages_tempfailed")),
+               (long long)json_integer_value(json_object_get(ft, "messages_rejected")),
+               (long long)json_integer_value(json_object_get(ft, "viruses_found")));
     json_object_foreach((json_t *)tot, kind, t) {
         json_int_t bytes = json_integer_value(json_object_get(t, "bytes"));
         json_int_t quota = json_integer_value(json_object_get(t, "quota_bytes"));

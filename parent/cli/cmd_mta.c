@@ -119,6 +119,19 @@ static int s_timetable(PGconn *db, int argc, char **argv, bool json)
         cmd_mta_usage(stderr);
         return EXIT_USAGE;
     }
+    if (json) {
+        /* the same object the API's GET /mta answers */
+        json_t *o = admin_mta_timetable(db, failure_at, first_run, err, sizeof err);
+        if (o == NULL) {
+            fprintf(stderr, "portcullis: %s\n", err);
+            return strncmp(err, "database", 8) == 0 ? EXIT_FAILED : EXIT_USAGE;
+        }
+        char *txt = json_dumps(o, JSON_INDENT(2));
+        puts(txt);
+        free(txt);
+        json_decref(o);
+        return 0;
+    }
     if ((s = admin_settings_effective(db, err, sizeof err)) == NULL) {
         fprintf(stderr, "portcullis: %s\n", err);
         return EXIT_FAILED;
@@ -131,27 +144,7 @@ static int s_timetable(PGconn *db, int argc, char **argv, bool json)
         return EXIT_USAGE;
     }
     n = mta_retry_timetable(&r, first_run, a, MTA_RETRY_ATTEMPTS_MAX);
-    if (!json) {
-        s_print(&r, failure_at, first_run, a, n, version);
-        return 0;
-    }
-    json_t *o = json_object(), *rows = json_array();
-    json_object_set_new(o, "config_version", json_integer((json_int_t)version));
-    json_object_set_new(o, "failure_at_s", json_integer(failure_at));
-    json_object_set_new(o, "first_queue_run_after_s", json_integer(first_run));
-    for (size_t i = 0; i < n; i++) {
-        json_t *row = json_object();
-        json_object_set_new(row, "retry", json_integer(a[i].retry));
-        json_object_set_new(row, "after_failure_s", json_integer(a[i].at));
-        json_object_set_new(row, "backoff_s", json_integer(a[i].backoff));
-        json_object_set_new(row, "bounce_if_failed", json_boolean(a[i].bounce));
-        json_array_append_new(rows, row);
-    }
-    json_object_set_new(o, "retries", rows);
-    char *txt = json_dumps(o, JSON_INDENT(2));
-    puts(txt);
-    free(txt);
-    json_decref(o);
+    s_print(&r, failure_at, first_run, a, n, version);
     return 0;
 }
 

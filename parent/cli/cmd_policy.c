@@ -179,12 +179,7 @@ static int s_add_option(Portcullis__PolicyRule *r, int argc, char **argv, int *i
         admin_policy_rule_add_condition(r, kind, val, false);
     } else if ((v = s_opt(argc, argv, i, "--then", &missing)) != NULL) {
         s_split(v, kind, sizeof kind, &val);
-        /* R5.1: quarantine and archive go to the default areas unless one is named. */
-        if (*val == '\0' && strcmp(kind, "quarantine") == 0)
-            val = ADMIN_AREA_DEFAULT_QUARANTINE;
-        else if (*val == '\0' && strcmp(kind, "archive") == 0)
-            val = ADMIN_AREA_DEFAULT_ARCHIVE;
-        admin_policy_rule_add_action(r, kind, val);
+        admin_policy_rule_add_action(r, kind, val); /* the default area when val is "" */
     } else if (strcmp(argv[*i], "--disabled") == 0) {
         r->enabled = false;
     } else if (missing) {

@@ -15,7 +15,6 @@
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 #define WRS_IMPORT_LINE_MAX 1024   /* bytes per line of an import file */
-#define WRS_DOMAIN_MAX 253         /* bytes of a domain (RFC 1035) */
 
 void cmd_wrs_usage(FILE *f)
 {
@@ -37,47 +36,6 @@ struct import {
     size_t n, cap;
 };
 
-static bool s_domain_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > WRS_DOMAIN_MAX || s[0] == '.' || strstr(s, "..") != NULL)
-        return false;
-    for (const char *p = s; *p != '\0'; p++)
-        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
-            return false;
-    return true;
-}
-
-/* An absolute URL: scheme "://" host, printable, no spaces. */
-static bool s_url_ok(const char *s)
-{
-    const char *sep = strstr(s, "://");
-
-    if (sep == NULL || sep == s || strlen(s) > WIRE_WRS_PATTERN_MAX || sep[3] == '\0' ||
-        strchr("/?#", sep[3]) != NULL)
-        return false;
-    for (const char *p = s; p < sep; p++)
-        if (!isalpha((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.')
-            return false;
-    for (const char *p = s; *p != '\0'; p++)
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p == 0x7f)
-            return false;
-    return true;
-}
-
-static bool s_category_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > WIRE_WRS_CATEGORY_MAX)
-        return false;
-    for (const char *p = s; *p != '\0'; p++)
-        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
-            return false;
-    return true;
-}
-
 /* One line; 0 added, 1 nothing on the line, -1 malformed with the reason in why. */
 static int s_line(struct import *im, char *line, const char **why)
 {
@@ -94,34 +52,16 @@ static int s_line(struct import *im, char *line, const char **why)
         *why = "want 4 fields: domain|url PATTERN LEVEL CATEGORY";
         return -1;
     }
+    errno = 0;
+    level = strtoul(f[2], &end, 10);
+    if (errno != 0 || *end != '\0' || !isdigit((unsigned char)f[2][0]) || level > 100)
+        level = 0; /* out of range: admin_wrs_entry_check says so */
     if (strcmp(f[0], "domain") != 0 && strcmp(f[0], "url") != 0) {
         *why = "first field must be \"domain\" or \"url\"";
         return -1;
     }
-    if (strcmp(f[0], "domain") == 0) {
-        for (char *p = f[1]; *p != '\0'; p++)
-            *p = (char)tolower((unsigned char)*p);
-        while (strlen(f[1]) > 1 && f[1][strlen(f[1]) - 1] == '.')
-            f[1][strlen(f[1]) - 1] = '\0';
-        if (!s_domain_ok(f[1])) {
-            *why = "not a domain name (letters, digits, '-', '.'; at most 253 bytes)";
-            return -1;
-        }
-    } else if (!s_url_ok(f[1])) {
-        *why = "not an absolute URL (scheme://host…, no spaces, at most 255 bytes)";
+    if (admin_wrs_entry_check(f[0], f[1], (long long)level, f[3], why) != 0)
         return -1;
-    }
-    errno = 0;
-    level = strtoul(f[2], &end, 10);
-    if (errno != 0 || *end != '\0' || !isdigit((unsigned char)f[2][0]) || level < 1 ||
-        level > 100) {
-        *why = "level must be a number from 1 to 100";
-        return -1;
-    }
-    if (!s_category_ok(f[3])) {
-        *why = "category must be 1 to 63 letters, digits, '_' or '-'";
-        return -1;
-    }
     if (im->n >= ADMIN_WRS_ENTRIES_MAX) {
         *why = "too many entries for the web-reputation lists";
         return -1;

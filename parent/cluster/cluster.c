@@ -21,6 +21,7 @@
 #include "db/db.h"
 #include "link.h"
 #include "log.h"
+#include "scan_latency.h"
 #include "util.h"
 #include "wire.h"
 
@@ -426,6 +427,30 @@ static json_t *s_stores_json(const Portcullis__Health *h)
     return a;
 }
 
+/* The scan latency histogram (issue 6 point 3): per-bucket counts as the child keeps them, with
+ * the bounds they belong to, so the parent's /metrics needs no knowledge of the child's build.
+ * A child sending more buckets than the bounds known here has the surplus folded into the last
+ * ("above every bound") bucket. */
+static json_t *s_scan_ms_json(const Portcullis__ScanStats *s)
+{
+    json_t *o = json_object(), *b = json_array(), *le = json_array();
+    uint64_t counts[SCAN_LATENCY_NBUCKETS] = { 0 };
+
+    for (size_t i = 0; i < s->n_scan_ms_buckets; i++)
+        counts[i < SCAN_LATENCY_NBUCKETS ? i : SCAN_LATENCY_NBUCKETS - 1] +=
+            s->scan_ms_buckets[i];
+    for (size_t i = 0; i < SCAN_LATENCY_NBUCKETS; i++) {
+        json_array_append_new(b, json_integer((json_int_t)(counts[i] & INT64_MAX)));
+        if (i < SCAN_LATENCY_NBOUNDS)
+            json_array_append_new(le, json_integer(SCAN_LATENCY_BOUNDS_MS[i]));
+    }
+    json_object_set_new(o, "bounds_ms", le);
+    json_object_set_new(o, "buckets", b);
+    json_object_set_new(o, "sum_ms", json_integer((json_int_t)(s->scan_ms_sum & INT64_MAX)));
+    json_object_set_new(o, "count", json_integer((json_int_t)(s->scan_ms_count & INT64_MAX)));
+    return o;
+}
+
 static json_t *s_health_json(const Portcullis__Health *h)
 {
     json_t *o = json_object(), *pats = json_object();
@@ -466,6 +491,7 @@ static json_t *s_health_json(const Portcullis__Health *h)
         json_object_set_new(st, "engine_swaps", json_integer((json_int_t)s->engine_swaps));
         json_object_set_new(st, "signature_version",
                             json_string(s->signature_version != NULL ? s->signature_version : ""));
+        json_object_set_new(st, "scan_ms", s_scan_ms_json(s));
         json_object_set_new(o, "stats", st);
     }
     return o;

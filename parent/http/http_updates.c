@@ -262,13 +262,14 @@ int http_updates_start(const conf_t *conf, PGconn *db, https_t **out, char *err,
         return admin_update_server_publish(db, k.pk, NULL, NULL, err, errlen);
     }
     struct https_options o = { .dsn = conf_get(conf, "db"), .listen = listen,
-                               .state_dir = conf_get(conf, "state_dir") };
+                               .state_dir = conf_get(conf, "state_dir"),
+                               .cert = conf_get(conf, "https_cert"),
+                               .key = conf_get(conf, "https_key") };
     if ((h = https_new(&o, err, errlen)) == NULL)
         return -1;
     s_base_url(conf, url, sizeof url);
     if (http_updates_mount(h) != 0 ||
-        admin_update_server_publish(db, k.pk, https_pin(h), url, err, errlen) != 0 ||
-        https_start(h, err, errlen) != 0) {
+        admin_update_server_publish(db, k.pk, https_pin(h), url, err, errlen) != 0) {
         if (err[0] == '\0')
             snprintf(err, errlen, "https: cannot mount the update route");
         https_free(&h);

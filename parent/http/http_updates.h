@@ -12,8 +12,9 @@
 int http_updates_mount(https_t *h);
 
 /* At the parent's start: loads or makes the update key; with parent.conf https_listen set,
- * starts the HTTPS thread with this route (*out, NULL when off); records the public key,
- * pin and download address (https_public_url, or derived from https_listen) in the
+ * makes the HTTPS server (https_cert / https_key or the self-signed pair) with this route
+ * (*out, NULL when off; the caller mounts the rest and calls https_start); records the public
+ * key, pin and download address (https_public_url, or derived from https_listen) in the
  * database. 0 ok, -1 with err filled. */
 int http_updates_start(const conf_t *conf, PGconn *db, https_t **out, char *err, size_t errlen);
 

@@ -241,6 +241,52 @@ int https_tls_identity(const char *state_dir, char pin[HTTPS_PIN_MAX], char *err
     return s_identity(state_dir, NULL, pin, err, errlen);
 }
 
+/* parent.conf https_cert / https_key: an administrator's certificate (chain, leaf first) and
+ * key. The pin children check is then that certificate's key. */
+static int s_identity_given(const char *certpath, const char *keypath, SSL_CTX *ctx,
+                            char pin[HTTPS_PIN_MAX], char *err, size_t errlen)
+{
+    struct stat st;
+    X509 *x = NULL;
+    FILE *f;
+    int rc;
+
+    if (stat(keypath, &st) != 0) {
+        snprintf(err, errlen, "https_key %s: %s", keypath, strerror(errno));
+        return -1;
+    }
+    if ((st.st_mode & 077) != 0) {
+        snprintf(err, errlen, "https_key %s is readable by group or others: chmod 600 it",
+                 keypath);
+        return -1;
+    }
+    if ((f = fopen(certpath, "re")) == NULL) {
+        snprintf(err, errlen, "https_cert %s: %s", certpath, strerror(errno));
+        return -1;
+    }
+    x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (x == NULL) {
+        snprintf(err, errlen, "https_cert %s: not a PEM certificate", certpath);
+        return -1;
+    }
+    rc = s_pin_of(x, pin, err, errlen);
+    X509_free(x);
+    if (rc != 0)
+        return -1;
+    if (SSL_CTX_use_certificate_chain_file(ctx, certpath) != 1) {
+        s_ssl_err(err, errlen, "https_cert");
+        return -1;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, keypath, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        s_ssl_err(err, errlen, "https_key (is it the key of https_cert?)");
+        return -1;
+    }
+    log_info("https certificate given cert=%s", certpath);
+    return 0;
+}
+
 /* --- database --------------------------------------------------------------------------------- */
 
 void https_db_lost(https_t *h, const char *why)
@@ -462,6 +508,8 @@ https_t *https_new(const struct https_options *opt, char *err, size_t errlen)
 {
     https_t *h = xcalloc(1, sizeof *h);
     struct timeval tick = { 0, HTTPS_TICK_MS * 1000 };
+    bool given_cert = opt->cert != NULL && *opt->cert != '\0';
+    bool given_key = opt->key != NULL && *opt->key != '\0';
 
     if (s_split_listen(opt->listen, h->host, sizeof h->host, &h->port) != 0) {
         snprintf(err, errlen, "https_listen \"%s\" is not HOST:PORT", opt->listen);
@@ -479,7 +527,14 @@ https_t *https_new(const struct https_options *opt, char *err, size_t errlen)
     }
     SSL_CTX_set_min_proto_version(h->ssl, TLS1_2_VERSION);
     SSL_CTX_set_options(h->ssl, SSL_OP_NO_RENEGOTIATION);
-    if (s_identity(opt->state_dir, h->ssl, h->pin, err, errlen) != 0) {
+    if (given_cert != given_key) {
+        snprintf(err, errlen, "parent.conf: https_cert and https_key go together: set both "
+                              "(your certificate and its key) or neither (a self-signed pair)");
+        https_free(&h);
+        return NULL;
+    }
+    if (given_cert ? s_identity_given(opt->cert, opt->key, h->ssl, h->pin, err, errlen) != 0
+                   : s_identity(opt->state_dir, h->ssl, h->pin, err, errlen) != 0) {
         https_free(&h);
         return NULL;
     }

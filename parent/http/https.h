@@ -2,7 +2,7 @@
  * its own event base and PGconn, like parent/sps. It owns the TLS identity — a self-signed
  * EC P-256 certificate made at first start in state_dir (https.key 0600, https.crt) — whose
  * public-key pin children check instead of a CA. Routes are prefixes mounted by other modules
- * (component downloads now, the REST API later). */
+ * (component downloads, the REST API, /metrics and the console). */
 #ifndef PORTCULLIS_HTTPS_H
 #define PORTCULLIS_HTTPS_H
 
@@ -13,7 +13,9 @@
 #define HTTPS_CONN_MAX 256          /* client connections served at once */
 #define HTTPS_TIMEOUT_S 60          /* seconds a connection may stall reading or writing */
 #define HTTPS_HEADERS_MAX 8192      /* bytes of request headers */
-#define HTTPS_BODY_MAX (64 * 1024)  /* bytes of a request body (downloads have none) */
+/* bytes of a request body: the REST API's (API_BODY_MAX, 256 KiB) with room to spare, so the
+ * API answers an oversized body with its own 413 message; past this evhttp refuses it */
+#define HTTPS_BODY_MAX (320 * 1024)
 #define HTTPS_ROUTES_MAX 16         /* mounted prefixes */
 #define HTTPS_PIN_MAX 64            /* "sha256//" + base64 of 32 bytes */
 
@@ -23,6 +25,9 @@ struct https_options {
     const char *dsn;        /* libpq connection string (parent.conf db) */
     const char *listen;     /* "HOST:PORT" or "[IPv6]:PORT" */
     const char *state_dir;  /* where https.key / https.crt live */
+    const char *cert;       /* parent.conf https_cert: PEM certificate (chain); "" or NULL:
+                             * the self-signed pair in state_dir */
+    const char *key;        /* parent.conf https_key: its PEM key, mode 0600 */
 };
 
 /* A route handler runs in the HTTPS thread; rest is the path after the prefix. It must
@@ -33,7 +38,8 @@ typedef void (*https_handler_fn)(https_t *h, struct evhttp_request *req, const c
  * handler unregistered: the handler's state for it is to be freed; req is gone. */
 typedef void (*https_close_fn)(void *arg);
 
-/* Loads or makes the certificate, builds the TLS context, binds (a port in use is retried
+/* Loads the given certificate and key (both or neither; the key must not be readable by group
+ * or others) or loads or makes the self-signed pair, builds the TLS context, binds (a port in use is retried
  * every few seconds, logged, not fatal) and tries the database. NULL with err filled. */
 https_t *https_new(const struct https_options *opt, char *err, size_t errlen);
 /* "sha256//<base64 of SHA-256 of the SubjectPublicKeyInfo DER>" (CURLOPT_PINNEDPUBLICKEY). */

@@ -15,6 +15,7 @@ from procs import (BIN_DIR, LOOPBACK, POSTFIX, POSTQUEUE, HarnessError, Proc, fo
                    free_port, make_dir, make_traversable, wait_for_port, wait_until)
 
 POSTCONF = "/usr/sbin/postconf"
+WEB_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "web"))
 
 def bin_path(name):
     return os.path.join(BIN_DIR, name)
@@ -61,6 +62,8 @@ class Parent:
             "https_listen": f"{LOOPBACK}:{self.https_port}",
             "state_dir": self.state_dir,
             "log_level": "info",
+            # the console from the source tree (helper D's web/); missing: API only
+            "web_root": WEB_ROOT,
         })
         self.proc = Proc("parent", [bin_path("portcullis-parent"), "-c", self.conf_path],
                          os.path.join(self.dir, "parent.log"))

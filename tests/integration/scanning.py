@@ -204,6 +204,25 @@ def find_stored(base_dir, file_id):
     return glob.glob(os.path.join(glob.escape(base_dir), "*", "*", f"{file_id}.eml"))
 
 
+def quarantined_file(cluster, name, file_id):
+    """The path of a quarantined file on child name, None when it is not there."""
+    paths = find_stored(cluster.children[name].conf["quarantine_dir"], file_id)
+    return paths[0] if paths else None
+
+
+def stored_row(cluster, file_id):
+    """(id, state, removed_reason) of the parent's index row of file_id, None without one."""
+    rows = cluster.pg.query("SELECT id, state, removed_reason FROM stored_messages "
+                            "WHERE file_id = %s", (file_id,))
+    return rows[0] if rows else None
+
+
+def audit_rows(cluster, action, file_id):
+    """(actor, result, detail) of the audit rows of action whose target names file_id."""
+    return cluster.pg.query("SELECT actor, result, detail FROM audit_log WHERE action = %s "
+                            "AND target LIKE %s ORDER BY id", (action, f"%{file_id}%"))
+
+
 def stored_files(base_dir):
     return sorted(glob.glob(os.path.join(glob.escape(base_dir), "*", "*", "*.eml")))
 

@@ -17,7 +17,8 @@ import pytest
 
 import signatures
 from harness import wait_until
-from scanning import (attachment_message, find_stored, read_file, scan_cluster, send_direct,
+from scanning import (attachment_message, audit_rows, quarantined_file, read_file,
+                      stored_row, scan_cluster, send_direct,
                       set_setting, wait_quarantine_entries)
 
 PER_CHILD = 3
@@ -76,22 +77,6 @@ def _cli_bytes(cluster, *args):
     return cp.returncode, cp.stdout, cp.stderr.decode("utf-8", "replace")
 
 
-def _file_on_child(cluster, name, file_id):
-    paths = find_stored(cluster.children[name].conf["quarantine_dir"], file_id)
-    return paths[0] if paths else None
-
-
-def _row(cluster, file_id):
-    rows = cluster.pg.query("SELECT id, state, removed_reason FROM stored_messages "
-                            "WHERE file_id = %s", (file_id,))
-    return rows[0] if rows else None
-
-
-def _audit(cluster, action, file_id):
-    return cluster.pg.query("SELECT actor, result, detail FROM audit_log WHERE action = %s "
-                            "AND target LIKE %s ORDER BY id", (action, f"%{file_id}%"))
-
-
 def _pick(stored, name, n=0):
     return [f for f, v in stored.items() if v["child"] == name][n]
 
@@ -132,14 +117,14 @@ def test_r5_4_show_and_download_byte_identical(cluster, stored, tmp_path):
     `download -o FILE` gives the file byte for byte as stored on the child (by file id and by
     index id); both are in the audit log with the OS user as actor."""
     fid = _pick(stored, "child2", 0)
-    row_id = _row(cluster, fid)[0]
+    row_id = stored_row(cluster, fid)[0]
     shown = _j(cluster, "quarantine", "show", fid)
     assert shown["child"] == "child2" and shown["file_id"] == fid and shown["id"] == row_id
     assert stored[fid]["token"] in shown["headers"] and "\nSubject:" in "\n" + shown["headers"]
     text = cluster.cli_ok("quarantine", "show", str(row_id))
     assert fid in text and "Subject:" in text
 
-    on_child = read_file(_file_on_child(cluster, "child2", fid))
+    on_child = read_file(quarantined_file(cluster, "child2", fid))
     for ref in (fid, str(row_id)):
         out = tmp_path / f"dl-{ref}.eml"
         cluster.cli_ok("quarantine", "download", ref, "-o", str(out))
@@ -147,8 +132,8 @@ def test_r5_4_show_and_download_byte_identical(cluster, stored, tmp_path):
     rc, out, _e = _cli_bytes(cluster, "quarantine", "download", fid)   # to stdout
     assert rc == 0 and out == on_child
     me = pwd.getpwuid(os.geteuid()).pw_name
-    assert [(a, r) for a, r, _d in _audit(cluster, "quarantine show", fid)] == [(me, "ok")] * 2
-    assert len(_audit(cluster, "quarantine download", fid)) == 3
+    assert [(a, r) for a, r, _d in audit_rows(cluster, "quarantine show", fid)] == [(me, "ok")] * 2
+    assert len(audit_rows(cluster, "quarantine download", fid)) == 3
     rc, _o, err = cluster.cli("quarantine", "show", "0123")
     assert rc == 2 and "index id" in err
     rc, _o, err = cluster.cli("quarantine", "show", "f" * 32)
@@ -169,9 +154,9 @@ def test_r5_4_release_delivers_to_original_recipient(cluster, stored):
                    30, f"released message {v['token']} in the downstream Maildir")
     assert d.body_intact()
     assert v["rcpt"] in (d["Delivered-To"] or ""), d["Delivered-To"]
-    assert _file_on_child(cluster, "child2", fid) is None
-    assert _row(cluster, fid)[1:] == ("removed", "released")
-    assert [r for _a, r, _d in _audit(cluster, "quarantine release", fid)] == ["ok"]
+    assert quarantined_file(cluster, "child2", fid) is None
+    assert stored_row(cluster, fid)[1:] == ("removed", "released")
+    assert [r for _a, r, _d in audit_rows(cluster, "quarantine release", fid)] == ["ok"]
     rc, _o, err = cluster.cli("quarantine", "release", fid)
     assert rc == 1 and "removed (released)" in err
     rc, _o, err = cluster.cli("archive", "release", fid)
@@ -182,14 +167,14 @@ def test_r5_4_delete_removes_file_and_index(cluster, stored):
     """R5.4/R7.4: `delete` removes the file on the child and the index says deleted; audited;
     deleting again is refused (exit 1)."""
     fid = _pick(stored, "child1", 0)
-    assert _file_on_child(cluster, "child1", fid)
-    out = cluster.cli_ok("quarantine", "delete", str(_row(cluster, fid)[0]))
+    assert quarantined_file(cluster, "child1", fid)
+    out = cluster.cli_ok("quarantine", "delete", str(stored_row(cluster, fid)[0]))
     assert "deleted" in out
-    assert _file_on_child(cluster, "child1", fid) is None
-    assert _row(cluster, fid)[1:] == ("removed", "deleted")
+    assert quarantined_file(cluster, "child1", fid) is None
+    assert stored_row(cluster, fid)[1:] == ("removed", "deleted")
     st = _j(cluster, "quarantine", "search", "--state", "removed", "--child", "child1")
     assert fid in [m["file_id"] for m in st["messages"]]
-    assert [r for _a, r, _d in _audit(cluster, "quarantine delete", fid)] == ["ok"]
+    assert [r for _a, r, _d in audit_rows(cluster, "quarantine delete", fid)] == ["ok"]
     rc, _o, err = cluster.cli("quarantine", "delete", fid)
     assert rc == 1 and "removed (deleted)" in err
 
@@ -207,15 +192,15 @@ def test_r7_4_child_down_clear_error_and_retry(cluster, stored):
         rc, _o, err = cluster.cli("quarantine", "delete", fid)
         assert rc == 1 and "child child1 is down" in err and "retried" in err, err
         assert time.monotonic() - t0 < 10, "a down child must fail at once, not time out"
-        assert [r for _a, r, _d in _audit(cluster, "quarantine delete", fid)] == ["failed"]
-        assert _row(cluster, fid)[1] == "stored"
+        assert [r for _a, r, _d in audit_rows(cluster, "quarantine delete", fid)] == ["failed"]
+        assert stored_row(cluster, fid)[1] == "stored"
     finally:
         c1.start()
     cluster.wait_child_state("child1", "up", 30)
-    assert _file_on_child(cluster, "child1", fid)
+    assert quarantined_file(cluster, "child1", fid)
     cluster.cli_ok("quarantine", "delete", fid)
-    assert _file_on_child(cluster, "child1", fid) is None
-    assert [r for _a, r, _d in _audit(cluster, "quarantine delete", fid)] == ["failed", "ok"]
+    assert quarantined_file(cluster, "child1", fid) is None
+    assert [r for _a, r, _d in audit_rows(cluster, "quarantine delete", fid)] == ["failed", "ok"]
     rows = cluster.pg.query("SELECT state, error FROM commands WHERE kind = 'delete' "
                             "AND args->>'file_id' = %s ORDER BY id", (fid,))
     assert [r[0] for r in rows] == ["failed", "done"] and "down" in rows[0][1]
@@ -250,8 +235,8 @@ def test_r5_3_reconcile_reports_and_repairs(cluster, stored):
     and downloadable. A second run finds nothing; `reconcile child2` does one child; an
     unknown child is refused."""
     gone = _pick(stored, "child2", 2)
-    os.unlink(_file_on_child(cluster, "child2", gone))
-    src = _file_on_child(cluster, "child1", _pick(stored, "child1", 2))
+    os.unlink(quarantined_file(cluster, "child2", gone))
+    src = quarantined_file(cluster, "child1", _pick(stored, "child1", 2))
     stray = uuid.uuid4().hex
     dst = os.path.join(os.path.dirname(src), stray + ".eml")
     shutil.copyfile(src, dst)
@@ -264,7 +249,7 @@ def test_r5_3_reconcile_reports_and_repairs(cluster, stored):
     assert ("child1", "no_row", stray) in diffs, res
     assert res["totals"]["failed"] == 0 and res["totals"]["children"] == 2
     assert len(res["differences"]) == 2, res["differences"]
-    assert _row(cluster, gone)[1:] == ("removed", "reconcile")
+    assert stored_row(cluster, gone)[1:] == ("removed", "reconcile")
     sender = stored[_pick(stored, "child1", 2)]["sender"]
     found = _j(cluster, "quarantine", "search", "--child", "child1", "--sender", sender)
     entry = next(m for m in found["messages"] if m["file_id"] == stray)
@@ -286,11 +271,11 @@ def test_r5_3_reconcile_reports_and_repairs(cluster, stored):
 def test_r5_3_reconcile_runs_by_itself(cluster, stored):
     """R5.3: with reconcile.interval_s at its minimum (60 s) the parent reconciles every
     connected child by itself (audit actor 'system') and repairs a file deleted by hand."""
-    fid = next(f for f, v in stored.items() if _row(cluster, f)[1] == "stored")
+    fid = next(f for f, v in stored.items() if stored_row(cluster, f)[1] == "stored")
     name = stored[fid]["child"]
-    os.unlink(_file_on_child(cluster, name, fid))
+    os.unlink(quarantined_file(cluster, name, fid))
     set_setting(cluster, "reconcile.interval_s", 60)
-    wait_until(lambda: _row(cluster, fid)[1:] == ("removed", "reconcile"), 150,
+    wait_until(lambda: stored_row(cluster, fid)[1:] == ("removed", "reconcile"), 150,
                f"the scheduled reconciliation to mark {fid} removed")
     rows = cluster.pg.query("SELECT action, target FROM audit_log WHERE actor = 'system'")
     assert ("quarantine reconcile", name) in {(a, t) for a, t in rows}, rows
