@@ -2,10 +2,12 @@
 """Portcullis demo: starts a PostgreSQL 15 server, a downstream Postfix (Maildir sink), a parent,
 two children enrolled by one-time token and an upstream Postfix whose content filters point at
 the children, all on 127.0.0.1 under /tmp/portcullis-demo; relays sample mail through both
-children, prints `portcullis status` and the delivered count, and stops everything it started
-(also on error, Ctrl-C or SIGTERM). Uses the integration-test harness (tests/integration).
+children, prints `portcullis status` and the delivered count, makes a console user and shows
+the REST API and Prometheus metrics, and stops everything it started (also on error, Ctrl-C or
+SIGTERM) — or, with --keep, leaves it running for the web console until Ctrl-C. Uses the
+integration-test harness (tests/integration).
 
-Run as root with Debian's python3: /usr/bin/python3 deploy/demo.py [--messages N]
+Run as root with Debian's python3: /usr/bin/python3 deploy/demo.py [--messages N] [--keep]
 Binaries come from $PORTCULLIS_BIN (default build/bin)."""
 
 import argparse
@@ -18,6 +20,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
+import apiclient  # noqa: E402
 import harness  # noqa: E402
 import scanning  # noqa: E402
 import signatures  # noqa: E402
@@ -72,9 +75,32 @@ def quarantine_sample_viruses(cluster):
     print(f"quarantined {len(items)} of {len(items)} on their children; indexed on the parent")
 
 
+def show_admin_interfaces(cluster):
+    """A console user, the fleet through the REST API, a few Prometheus series (issue 6)."""
+    password = apiclient.make_user(cluster, "admin", "admin")
+    url = f"https://127.0.0.1:{cluster.parent.https_port}/"
+    print(f"web console: {url}  user admin, password {password}")
+    print(f"  (self-signed certificate: {cluster.parent.state_dir}/https.crt)")
+    api = apiclient.Api(cluster.parent, token=apiclient.token_for(cluster, "viewer"))
+    status, body, _ = api.request("GET", "/api/v1/status")
+    if status == 200:
+        t = body.get("totals") or {}
+        print(f"$ curl -H 'Authorization: Bearer …' {url}api/v1/status   → children "
+              f"{t.get('children_up', '?')} up of {t.get('children', '?')}, "
+              f"config version {body.get('config_version')}")
+    status, text, _ = api.request("GET", "/metrics")
+    if status == 200:
+        print(f"$ curl -H 'Authorization: Bearer …' {url}metrics | grep -E 'child_up|messages_total'")
+        for line in text.decode().splitlines():
+            if line.startswith(("portcullis_child_up{", "portcullis_messages_total{")):
+                print("  " + line)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--messages", type=int, default=20, help="sample messages per child (20)")
+    ap.add_argument("--keep", action="store_true",
+                    help="leave everything running for the web console until Ctrl-C")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("demo.py: run as root (it starts Postfix instances and PostgreSQL as postgres)")
@@ -126,7 +152,16 @@ def main():
         print(cluster.cli_ok("quarantine", "list").rstrip())
         print()
         print(f"delivered count: {cluster.downstream.delivered_count()}")
+        print()
+        show_admin_interfaces(cluster)
         rc = 0
+        if args.keep:
+            print("running until Ctrl-C")
+            try:
+                while True:
+                    time.sleep(3600)   # idle: the processes serve; Ctrl-C or SIGTERM ends it
+            except KeyboardInterrupt:
+                print("stopping")
     except KeyboardInterrupt:
         print("\ninterrupted: stopping", file=sys.stderr)
         rc = 130

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./deploy/install-deps.sh
+PORTCULLIS_SKIP_BROWSER_TESTS=1 ./deploy/build-web.sh   # the console's chart library (npm)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTCULLIS_SANITIZE=OFF >/dev/null
 cmake --build build -j"$(nproc)"
 PORTCULLIS_BIN="$(pwd)/build/bin" exec /usr/bin/python3 deploy/demo.py "$@"

@@ -27,10 +27,17 @@ packages=(
     # run: database and MTA
     postgresql postgresql-client postfix
     # tests
-    python3 python3-pytest python3-psycopg2 python3-zmq swaks procps iproute2
+    python3 python3-pytest python3-psycopg2 python3-zmq python3-yaml swaks procps iproute2
     clamav clamav-testfiles zip bc
     unbound  # email reputation tests: a block-list zone on a loopback port
+    chromium  # web console browser tests (playwright-core drives /usr/bin/chromium headless)
 )
+# The web console's chart library and the browser tests' driver come from npm
+# (deploy/build-web.sh); Debian's nodejs/npm only when no npm is installed already (a machine
+# may have NodeSource's Node with its own npm, which Debian's npm package would conflict with).
+if ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
 
 apt-get update
 apt-get install -y --no-install-recommends "${packages[@]}"

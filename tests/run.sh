@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine, as root: installs the packages, builds
 # twice (plain, and with ASan+UBSan), runs the unit tests of both builds through ctest and the
-# integration tests through pytest against real PostgreSQL, Postfix and ZeroMQ.
+# integration tests through pytest against real PostgreSQL, Postfix and ZeroMQ, and the web
+# console through Debian's chromium driven by playwright-core.
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 ./deploy/install-deps.sh
+./deploy/build-web.sh   # the console's chart library and the browser tests' playwright-core (npm)
 
 jobs=$(nproc)
 echo "== build (RelWithDebInfo)"
