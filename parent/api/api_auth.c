@@ -112,9 +112,13 @@ int api_auth(const struct api_auth_headers *hd, struct api_req *rq, struct api_r
 
 /* --- log-in rate limit ----------------------------------------------------------------------- */
 
+#define API_LOGIN_RING API_LOGIN_PEER_FAILURES_MAX /* failure times kept per key */
+
+/* Key "peer\nname" counts one name from one address; key "peer" (no newline: no name can
+ * make it) counts every failure from the address. */
 struct login_entry {
     char key[API_LOGIN_KEY_MAX];
-    uint64_t fail_ms[API_LOGIN_FAILURES_MAX]; /* ring of the last failures' times */
+    uint64_t fail_ms[API_LOGIN_RING]; /* ring of the last failures' times */
     unsigned nfail, next;
     uint64_t last_ms;
 };
@@ -136,39 +140,42 @@ static struct login_entry *s_login_find(const char *key)
     return NULL;
 }
 
-/* The oldest failure of the last API_LOGIN_FAILURES_MAX when there are that many. */
-static uint64_t s_oldest(const struct login_entry *e)
+/* Whether key has limit failures within the window; retry_after_s gets the wait. Locked. */
+static bool s_blocked(const char *key, unsigned limit, uint64_t now, unsigned *retry_after_s)
 {
-    return e->fail_ms[e->next % API_LOGIN_FAILURES_MAX];
+    uint64_t window = (uint64_t)API_LOGIN_WINDOW_S * 1000, oldest;
+    struct login_entry *e = s_login_find(key);
+
+    if (e == NULL || e->nfail < limit)
+        return false;
+    /* the oldest of the last `limit` failures */
+    oldest = e->fail_ms[(e->next + API_LOGIN_RING - limit) % API_LOGIN_RING];
+    if (now - oldest >= window)
+        return false;
+    *retry_after_s = (unsigned)((oldest + window - now + 999) / 1000);
+    return true;
 }
 
 bool api_login_allowed(const char *peer, const char *user, unsigned *retry_after_s)
 {
-    char key[API_LOGIN_KEY_MAX];
-    uint64_t now = now_ms(), window = (uint64_t)API_LOGIN_WINDOW_S * 1000;
-    struct login_entry *e;
-    bool ok = true;
+    char key[API_LOGIN_KEY_MAX], peer_key[API_LOGIN_KEY_MAX];
+    uint64_t now = now_ms();
+    bool blocked;
 
     s_login_key(key, peer, user);
+    snprintf(peer_key, sizeof peer_key, "%s", peer != NULL ? peer : "");
     pthread_mutex_lock(&s_login_mu);
-    e = s_login_find(key);
-    if (e != NULL && e->nfail >= API_LOGIN_FAILURES_MAX && now - s_oldest(e) < window) {
-        ok = false;
-        *retry_after_s = (unsigned)((s_oldest(e) + window - now + 999) / 1000);
-    }
+    blocked = s_blocked(key, API_LOGIN_FAILURES_MAX, now, retry_after_s) ||
+              s_blocked(peer_key, API_LOGIN_PEER_FAILURES_MAX, now, retry_after_s);
     pthread_mutex_unlock(&s_login_mu);
-    return ok;
+    return !blocked;
 }
 
-void api_login_failed(const char *peer, const char *user)
+/* Records a failure of key. Locked. */
+static void s_record(const char *key, uint64_t now)
 {
-    char key[API_LOGIN_KEY_MAX];
-    uint64_t now = now_ms();
-    struct login_entry *e;
+    struct login_entry *e = s_login_find(key);
 
-    s_login_key(key, peer, user);
-    pthread_mutex_lock(&s_login_mu);
-    e = s_login_find(key);
     if (e == NULL) {
         if (s_nlogin < API_LOGIN_TABLE_MAX) {
             e = &s_login[s_nlogin++];
@@ -182,10 +189,22 @@ void api_login_failed(const char *peer, const char *user)
         strlcpy_p(e->key, key, sizeof e->key);
     }
     e->fail_ms[e->next] = now;
-    e->next = (e->next + 1) % API_LOGIN_FAILURES_MAX;
-    if (e->nfail < API_LOGIN_FAILURES_MAX)
+    e->next = (e->next + 1) % API_LOGIN_RING;
+    if (e->nfail < API_LOGIN_RING)
         e->nfail++;
     e->last_ms = now;
+}
+
+void api_login_failed(const char *peer, const char *user)
+{
+    char key[API_LOGIN_KEY_MAX], peer_key[API_LOGIN_KEY_MAX];
+    uint64_t now = now_ms();
+
+    s_login_key(key, peer, user);
+    snprintf(peer_key, sizeof peer_key, "%s", peer != NULL ? peer : "");
+    pthread_mutex_lock(&s_login_mu);
+    s_record(key, now);
+    s_record(peer_key, now);
     pthread_mutex_unlock(&s_login_mu);
 }
 

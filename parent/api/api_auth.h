@@ -14,6 +14,8 @@
 #define API_CSRF_VALUE "portcullis"
 #define API_LOGIN_FAILURES_MAX 5    /* failed log-ins per peer and name within the window … */
 #define API_LOGIN_WINDOW_S 300      /* … after which further tries get 429 until it passes */
+#define API_LOGIN_PEER_FAILURES_MAX 50 /* failed log-ins per peer, whatever the names, within
+                                        * the window: spraying names does not escape the limit */
 #define API_LOGIN_TABLE_MAX 4096    /* peers × names remembered; the oldest is forgotten */
 
 /* The request's headers that matter here (NULL when absent). */
@@ -30,7 +32,8 @@ int api_auth(const struct api_auth_headers *hd, struct api_req *rq, struct api_r
              char user[ADMIN_USER_NAME_MAX + 1]);
 
 /* Log-in rate limit: false (retry_after_s set) while peer+user has API_LOGIN_FAILURES_MAX
- * failures within API_LOGIN_WINDOW_S. */
+ * failures, or peer API_LOGIN_PEER_FAILURES_MAX, within API_LOGIN_WINDOW_S. A success forgets
+ * the peer+user failures only. */
 bool api_login_allowed(const char *peer, const char *user, unsigned *retry_after_s);
 void api_login_failed(const char *peer, const char *user);
 void api_login_succeeded(const char *peer, const char *user);

@@ -155,6 +155,24 @@ static void test_login_limit(void **state)
     assert_true(api_login_allowed("198.51.100.3", "carol", &wait_s));
 }
 
+/* Issue 6 point 1: spraying many names from one address meets the address's own limit. */
+static void test_login_peer_ceiling(void **state)
+{
+    char name[32];
+    unsigned wait_s = 0;
+
+    (void)state;
+    for (int i = 0; i < API_LOGIN_PEER_FAILURES_MAX - 1; i++) {
+        snprintf(name, sizeof name, "spray%d", i);
+        api_login_failed("203.0.113.9", name);
+    }
+    assert_true(api_login_allowed("203.0.113.9", "fresh-name", &wait_s));
+    api_login_failed("203.0.113.9", "one-more");
+    assert_false(api_login_allowed("203.0.113.9", "fresh-name", &wait_s));
+    assert_true(wait_s > 0 && wait_s <= API_LOGIN_WINDOW_S);
+    assert_true(api_login_allowed("203.0.113.10", "fresh-name", &wait_s)); /* another address */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_ok_fail_query),
         cmocka_unit_test(test_fail_admin),
         cmocka_unit_test(test_login_limit),
+        cmocka_unit_test(test_login_peer_ceiling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
