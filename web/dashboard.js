@@ -7,8 +7,6 @@ const DASHBOARD_REFRESH_MS = 3000;   /* fleet status */
 const CHART_REFRESH_MS = 10000;      /* the per-minute series change slowly */
 
 /* ================================ dashboard (R5.12, R6, R7.5) ============================= */
-const VERDICT_KEYS = ['messages_relayed', 'messages_quarantined', 'messages_deleted', 'messages_rejected',
-  'messages_tempfailed', 'viruses_found', 'scan_exceptions'];
 const VERDICT_LABEL = { messages_relayed: 'relayed', messages_quarantined: 'quarantined', messages_deleted: 'deleted',
   messages_rejected: 'rejected', messages_tempfailed: 'tempfailed', viruses_found: 'viruses', scan_exceptions: 'scan exceptions' };
 
@@ -80,25 +78,15 @@ PAGES.dashboard = async (view) => {
   });
 };
 
-function sumStats(children) {
-  const t = {};
-  for (const c of children) {
-    const s = (c.health && c.health.stats) || {};
-    for (const k of VERDICT_KEYS) t[k] = (t[k] || 0) + Number(s[k] || 0);
-    t.mpm = (t.mpm || 0) + Number((c.health && c.health.messages_per_minute) || 0);
-  }
-  return t;
-}
-
 function renderTotals(cards, st) {
   const children = st.children || [];
-  const tot = Object.assign(sumStats(children), st.totals || {});
+  const tot = st.totals || {};   /* the parent's sums over every child (admin_status) */
   const up = children.filter(c => c.state === 'up').length;
   const card = (k, v, testid) => el('div', { class: 'card', testid }, el('div', { class: 'k' }, k), el('div', { class: 'v' }, v));
   clear(cards).append(
     card('Children up', up + ' / ' + children.length, 'total-up'),
     card('Config version', fmtValue(st.config_version), 'cluster-config-version'),
-    card('Messages / min', fmtNum(tot.messages_per_minute !== undefined ? tot.messages_per_minute : tot.mpm), 'total-mpm'),
+    card('Messages / min', fmtNum(tot.messages_per_minute), 'total-mpm'),
     card('Relayed', fmtNum(tot.messages_relayed), 'total-relayed'),
     card('Quarantined', fmtNum(tot.messages_quarantined), 'total-quarantined'),
     card('Deleted', fmtNum(tot.messages_deleted), 'total-deleted'),

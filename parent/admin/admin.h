@@ -105,6 +105,9 @@ int admin_policy_move(PGconn *c, const char *name, unsigned position, uint64_t *
                       char *err, size_t errlen);
 int admin_policy_set_enabled(PGconn *c, const char *name, bool enabled, uint64_t *version,
                              char *err, size_t errlen);
+/* Both in one transaction: position 0 keeps the place, enabled -1 keeps the state. */
+int admin_policy_change(PGconn *c, const char *name, unsigned position, int enabled,
+                        uint64_t *version, char *err, size_t errlen);
 
 /* --- web reputation (R3.2) ------------------------------------------------------------------ */
 #define ADMIN_WRS_ENTRIES_MAX WIRE_WRS_MAX /* entries kept and pushed to the children */

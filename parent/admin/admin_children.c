@@ -94,6 +94,9 @@ json_t *admin_enroll_offer(PGconn *c, const conf_t *conf, const char *name, char
                   "parent_enrol", s_endpoint(conf, "enrol_public_endpoint", "enrol_listen"),
                   "parent_public_key", pub);
     sodium_memzero(token, sizeof token);
+    if (o == NULL)
+        snprintf(err, errlen, "out of memory; the token made for %s cannot be shown: make "
+                 "another", name);
     return o;
 }
 

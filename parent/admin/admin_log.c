@@ -68,9 +68,6 @@ int admin_log_time(PGconn *c, const char *what, const char *text, char *out, cha
     const char *p[] = { text };
     PGresult *r;
 
-    /* a time without a zone is UTC, for the CLI and the API alike */
-    if (db_exec(c, "SET TIME ZONE 'UTC'", 0, NULL, err, errlen) != 0)
-        return -1;
     if (n >= 2 && digits == n - 1 && digits <= 9 && strchr(units, text[n - 1]) != NULL) {
         int64_t v = strtoll(text, NULL, 10) * secs[strchr(units, text[n - 1]) - units];
         time_t t = (time_t)(wall_ms() / 1000) - (time_t)v;
@@ -79,6 +76,10 @@ int admin_log_time(PGconn *c, const char *what, const char *text, char *out, cha
         strftime(out, ADMIN_LOG_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
         return 0;
     }
+    /* a time without a zone is UTC, for the CLI and the API alike (the cast reads the
+     * session's zone; every caller formats times AT TIME ZONE 'UTC' anyway) */
+    if (db_exec(c, "SET TIME ZONE 'UTC'", 0, NULL, err, errlen) != 0)
+        return -1;
     r = db_query(c, "SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', "
                     "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", 1, p, err, errlen);
     if (r == NULL) {

@@ -533,72 +533,78 @@ int admin_policy_remove(PGconn *c, const char *name, uint64_t *version, char *er
     return admin_config_commit(c, reason, version, err, errlen);
 }
 
-int admin_policy_move(PGconn *c, const char *name, unsigned position, uint64_t *version,
-                      char *err, size_t errlen)
+int admin_policy_change(PGconn *c, const char *name, unsigned position, int enabled,
+                        uint64_t *version, char *err, size_t errlen)
 {
     struct pset ps;
     Portcullis__PolicyRule *r;
     char reason[256];
+    const char *p[] = { name, enabled == 1 ? "true" : "false" };
+    bool move, flip;
     ssize_t i;
-    size_t to;
+    size_t to = 0;
 
     *version = 0;
     if (s_begin(c, &ps, err, errlen) != 0)
         return -1;
     if ((i = s_rule_find(&ps, name, err, errlen)) < 0)
         return s_abort(c, &ps);
-    if (position < 1 || position > ps.nrules) {
+    if (position != 0 && position > ps.nrules) {
         snprintf(err, errlen, "position %u is out of range: from 1 to %zu", position, ps.nrules);
         return s_abort(c, &ps);
     }
-    to = position - 1;
-    if (to == (size_t)i) {
+    if (position != 0)
+        to = position - 1;
+    move = position != 0 && to != (size_t)i;
+    flip = enabled >= 0 && (bool)ps.rules[i]->enabled != (enabled == 1);
+    if (!move && !flip) {
         db_rollback(c);
         s_pset_free(&ps);
         return 0;
     }
     r = ps.rules[i];
-    if (to < (size_t)i)
-        memmove(&ps.rules[to + 1], &ps.rules[to], ((size_t)i - to) * sizeof *ps.rules);
-    else
-        memmove(&ps.rules[i], &ps.rules[i + 1], (to - (size_t)i) * sizeof *ps.rules);
-    ps.rules[to] = r;
+    if (flip)
+        r->enabled = enabled == 1;
+    if (move) {
+        if (to < (size_t)i)
+            memmove(&ps.rules[to + 1], &ps.rules[to], ((size_t)i - to) * sizeof *ps.rules);
+        else
+            memmove(&ps.rules[i], &ps.rules[i + 1], (to - (size_t)i) * sizeof *ps.rules);
+        ps.rules[to] = r;
+    }
     if (s_validate(&ps, err, errlen) != 0)
         return s_abort(c, &ps);
-    snprintf(reason, sizeof reason, "policy move \"%.127s\" to %u", name, position);
-    if (s_write_order(c, &ps, err, errlen) != 0)
+    if (move && flip)
+        snprintf(reason, sizeof reason, "policy move \"%.127s\" to %u, %s", name, position,
+                 enabled == 1 ? "enable" : "disable");
+    else if (move)
+        snprintf(reason, sizeof reason, "policy move \"%.127s\" to %u", name, position);
+    else
+        snprintf(reason, sizeof reason, "policy %s \"%.127s\"", enabled == 1 ? "enable" : "disable",
+                 name);
+    if ((move && s_write_order(c, &ps, err, errlen) != 0) ||
+        (flip && db_exec(c, "UPDATE policy_rules SET enabled = $2::boolean, updated_at = now() "
+                            "WHERE name = $1", 2, p, err, errlen) != 0))
         return s_abort(c, &ps);
     s_pset_free(&ps);
     return admin_config_commit(c, reason, version, err, errlen);
 }
 
+int admin_policy_move(PGconn *c, const char *name, unsigned position, uint64_t *version,
+                      char *err, size_t errlen)
+{
+    if (position < 1) {
+        snprintf(err, errlen, "position %u is out of range: positions start at 1", position);
+        *version = 0;
+        return -1;
+    }
+    return admin_policy_change(c, name, position, -1, version, err, errlen);
+}
+
 int admin_policy_set_enabled(PGconn *c, const char *name, bool enabled, uint64_t *version,
                              char *err, size_t errlen)
 {
-    struct pset ps;
-    char reason[256];
-    const char *p[] = { name, enabled ? "true" : "false" };
-    ssize_t i;
-
-    *version = 0;
-    if (s_begin(c, &ps, err, errlen) != 0)
-        return -1;
-    if ((i = s_rule_find(&ps, name, err, errlen)) < 0)
-        return s_abort(c, &ps);
-    if ((bool)ps.rules[i]->enabled == enabled) {
-        db_rollback(c);
-        s_pset_free(&ps);
-        return 0;
-    }
-    ps.rules[i]->enabled = enabled;
-    if (s_validate(&ps, err, errlen) != 0)
-        return s_abort(c, &ps);
-    snprintf(reason, sizeof reason, "policy %s \"%.127s\"", enabled ? "enable" : "disable", name);
-    if (db_exec(c, "UPDATE policy_rules SET enabled = $2::boolean, updated_at = now() "
-                   "WHERE name = $1", 2, p, err, errlen) != 0)
-        return s_abort(c, &ps);
-    s_pset_free(&ps);
-    return admin_config_commit(c, reason, version, err, errlen);
+    return admin_policy_change(c, name, 0, enabled ? 1 : 0, version, err, errlen);
 }
 
 /* --- the configuration snapshot ----------------------------------------------------------------- */

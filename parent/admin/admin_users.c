@@ -15,6 +15,16 @@
 #define TIME_ISO "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
 #define ADMIN_LOCK_USERS "LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"
 
+/* A statement whose one parameter is a row id ("UPDATE … WHERE id = $1"). */
+static int s_exec_id(PGconn *c, const char *sql, int64_t id, char *err, size_t errlen)
+{
+    char text[24];
+    const char *p[] = { text };
+
+    snprintf(text, sizeof text, "%lld", (long long)id);
+    return db_exec(c, sql, 1, p, err, errlen);
+}
+
 bool admin_user_name_valid(const char *name)
 {
     size_t n = strlen(name);
@@ -278,15 +288,7 @@ int admin_user_check_password(PGconn *c, const char *name, const char *password,
     *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     strlcpy_p(role, PQgetvalue(r, 0, 1), ADMIN_ROLE_MAX);
     PQclear(r);
-    {
-        char idtext[24];
-        const char *q[] = { idtext };
-        snprintf(idtext, sizeof idtext, "%lld", (long long)*id);
-        if (db_exec(c, "UPDATE users SET last_login = now() WHERE id = $1", 1, q, err,
-                    errlen) != 0)
-            return -1;
-    }
-    return 0;
+    return s_exec_id(c, "UPDATE users SET last_login = now() WHERE id = $1", *id, err, errlen);
 }
 
 /* hex of the SHA-256 of the secret's text: what api_credentials.token_hash holds */
@@ -383,14 +385,9 @@ int admin_credential_lookup(PGconn *c, const char *secret, int64_t *cred_id, int
     strlcpy_p(kind, PQgetvalue(r, 0, 4), ADMIN_ROLE_MAX);
     stale = PQgetvalue(r, 0, 5)[0] == 't';
     PQclear(r);
-    if (stale) {
-        char id[24];
-        const char *q[] = { id };
-        snprintf(id, sizeof id, "%lld", (long long)*cred_id);
-        if (db_exec(c, "UPDATE api_credentials SET last_used = now() WHERE id = $1", 1, q, err,
-                    errlen) != 0)
-            return -1;
-    }
+    if (stale && s_exec_id(c, "UPDATE api_credentials SET last_used = now() WHERE id = $1",
+                           *cred_id, err, errlen) != 0)
+        return -1;
     return 0;
 }
 

@@ -36,18 +36,6 @@ static void s_fail(struct api_resp *rs, const char *err)
         api_fail_admin(rs, err);
 }
 
-/* GET /children: every child with state, enrolment, heartbeat and configuration (R6.2). */
-static void s_list(struct api_req *rq, struct api_resp *rs)
-{
-    char err[CHILDREN_ERR_MAX];
-    json_t *st = admin_status(rq->db, err, sizeof err);
-
-    if (st == NULL)
-        api_fail_admin(rs, err);
-    else
-        api_ok(rs, st);
-}
-
 /* POST /children {name}: a one-time enrolment token and the child.conf lines that use it. */
 static void s_enroll(struct api_req *rq, struct api_resp *rs)
 {
@@ -147,7 +135,7 @@ static void s_command(struct api_req *rq, struct api_resp *rs)
 }
 
 static const struct api_route s_routes[] = {
-    { "GET", API_PREFIX "/children", API_ROLE_VIEWER, NULL, s_list,
+    { "GET", API_PREFIX "/children", API_ROLE_VIEWER, NULL, api_fleet_status,
       "children with state, enrolment, heartbeat and configuration version" },
     { "POST", API_PREFIX "/children", API_ROLE_ADMIN, "child enroll-token", s_enroll,
       "a one-time enrolment token and child.conf lines for a new child" },

@@ -377,7 +377,7 @@ static void s_policy_change(struct api_req *rq, struct api_resp *rs)
     int64_t position;
     bool enabled;
     int has_pos, has_en;
-    uint64_t version = 0, v2 = 0;
+    uint64_t version = 0;
 
     snprintf(rs->target, sizeof rs->target, "%s", name);
     if (api_body_only(rq, rs, allowed) != 0 ||
@@ -388,20 +388,17 @@ static void s_policy_change(struct api_req *rq, struct api_resp *rs)
         api_fail(rs, 400, "give \"position\" (from 1, first) or \"enabled\" (true or false)");
         return;
     }
-    if (has_pos == 0 &&
-        admin_policy_move(rq->db, name, (unsigned)position, &version, err, sizeof err) != 0) {
-        s_fail(rs, err, true);
-        return;
-    }
-    if (has_en == 0 &&
-        admin_policy_set_enabled(rq->db, name, enabled, &v2, err, sizeof err) != 0) {
+    /* one transaction: a move that succeeded is never left behind by a failed switch */
+    if (admin_policy_change(rq->db, name, has_pos == 0 ? (unsigned)position : 0,
+                            has_en == 0 ? (enabled ? 1 : 0) : -1, &version, err,
+                            sizeof err) != 0) {
         s_fail(rs, err, true);
         return;
     }
     snprintf(rs->detail, sizeof rs->detail, "%s%s%s", has_pos == 0 ? "moved" : "",
              has_pos == 0 && has_en == 0 ? ", " : "",
              has_en == 0 ? (enabled ? "enabled" : "disabled") : "");
-    s_changed(rs, json_pack("{s:s}", "name", name), v2 != 0 ? v2 : version);
+    s_changed(rs, json_pack("{s:s}", "name", name), version);
 }
 
 static void s_policy_remove(struct api_req *rq, struct api_resp *rs)

@@ -31,7 +31,7 @@ static const char *const s_actions[] = { "delivered", "quarantined", "deleted", 
  *   none       not scanned (scanning off, or no verdict: e.g. a temporary failure) */
 static const char *const s_verdicts[] = { "clean", "virus", "spam", "exception", "none" };
 
-static void s_status(struct api_req *rq, struct api_resp *rs)
+void api_fleet_status(struct api_req *rq, struct api_resp *rs)
 {
     char err[API_ERROR_MAX];
     json_t *st = admin_status(rq->db, err, sizeof err);
@@ -205,7 +205,7 @@ static void s_timeseries(struct api_req *rq, struct api_resp *rs)
 }
 
 static const struct api_route s_routes[] = {
-    { "GET", API_PREFIX "/status", API_ROLE_VIEWER, NULL, s_status,
+    { "GET", API_PREFIX "/status", API_ROLE_VIEWER, NULL, api_fleet_status,
       "fleet status: every child's state, versions, rates, counters, stores; cluster totals" },
     { "GET", API_PREFIX "/stats/timeseries", API_ROLE_VIEWER, NULL, s_timeseries,
       "messages per time bucket by child, action and verdict (?minutes=1..1440&step=60..3600)" },

@@ -14,7 +14,6 @@
 #include "util.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
-#define METRICS_BUCKETS_MAX 64      /* histogram buckets read from one child's stored Health */
 
 /* A note every counter family carries: they are the scan service's since it started. */
 #define RESET_NOTE " Counted by the child's scan service since it started: resets to 0 when " \
@@ -202,26 +201,21 @@ static void s_messages(FILE *f, const json_t *children)
 }
 
 /* One child's histogram as cumulative buckets; false when its Health carries none. */
+/* One histogram over SCAN_LATENCY_BOUNDS_MS, made cumulative. */
 struct hist {
-    size_t n;                                /* bounds */
-    double le[METRICS_BUCKETS_MAX];          /* seconds */
-    json_int_t cum[METRICS_BUCKETS_MAX + 1]; /* cumulative; [n] is +Inf */
+    json_int_t cum[SCAN_LATENCY_NBUCKETS]; /* [SCAN_LATENCY_NBOUNDS] is +Inf */
     json_int_t sum_ms;
 };
 
 static bool s_hist_read(const json_t *ch, struct hist *hs)
 {
     const json_t *sm = json_object_get(json_object_get(s_health(ch), "stats"), "scan_ms");
-    const json_t *bounds = json_object_get(sm, "bounds_ms"), *b = json_object_get(sm, "buckets");
+    const json_t *b = json_object_get(sm, "buckets");
     json_int_t acc = 0;
 
-    hs->n = json_array_size(bounds);
-    if (!json_is_array(b) || hs->n == 0 || hs->n > METRICS_BUCKETS_MAX ||
-        json_array_size(b) != hs->n + 1)
+    if (!json_is_array(b) || json_array_size(b) != SCAN_LATENCY_NBUCKETS)
         return false;
-    for (size_t i = 0; i <= hs->n; i++) {
-        if (i < hs->n)
-            hs->le[i] = (double)json_integer_value(json_array_get(bounds, i)) / 1000.0;
+    for (size_t i = 0; i < SCAN_LATENCY_NBUCKETS; i++) {
         acc += json_integer_value(json_array_get(b, i));
         hs->cum[i] = acc;
     }
@@ -231,15 +225,18 @@ static bool s_hist_read(const json_t *ch, struct hist *hs)
 
 static void s_hist_print(FILE *f, const char *name, const char *child, const struct hist *hs)
 {
-    for (size_t i = 0; i <= hs->n; i++) {
+    const size_t inf = SCAN_LATENCY_NBOUNDS;
+
+    for (size_t i = 0; i <= inf; i++) {
         fprintf(f, "%s_bucket{", name);
         if (child != NULL) {
             fputs("child=\"", f);
             s_label(f, child);
             fputs("\",", f);
         }
-        if (i < hs->n)
-            fprintf(f, "le=\"%g\"} %lld\n", hs->le[i], (long long)hs->cum[i]);
+        if (i < inf)
+            fprintf(f, "le=\"%g\"} %lld\n", (double)SCAN_LATENCY_BOUNDS_MS[i] / 1000.0,
+                    (long long)hs->cum[i]);
         else
             fprintf(f, "le=\"+Inf\"} %lld\n", (long long)hs->cum[i]);
     }
@@ -249,21 +246,19 @@ static void s_hist_print(FILE *f, const char *name, const char *child, const str
         s_label(f, child);
         fprintf(f, "\"} %.3f\n%s_count{child=\"", (double)hs->sum_ms / 1000.0, name);
         s_label(f, child);
-        fprintf(f, "\"} %lld\n", (long long)hs->cum[hs->n]);
+        fprintf(f, "\"} %lld\n", (long long)hs->cum[inf]);
     } else {
         fprintf(f, "%s_sum %.3f\n%s_count %lld\n", name, (double)hs->sum_ms / 1000.0, name,
-                (long long)hs->cum[hs->n]);
+                (long long)hs->cum[inf]);
     }
 }
 
 static void s_latency(FILE *f, const json_t *children)
 {
-    struct hist hs, fleet = { .n = SCAN_LATENCY_NBOUNDS };
+    struct hist hs, fleet = { .sum_ms = 0 };
     const json_t *ch;
     size_t i;
 
-    for (size_t k = 0; k < SCAN_LATENCY_NBOUNDS; k++)
-        fleet.le[k] = (double)SCAN_LATENCY_BOUNDS_MS[k] / 1000.0;
     s_family(f, "portcullis_scan_latency_seconds", "histogram",
              "Time from the end of a message's data to its verdict (the tracking record's scan "
              "time).", RESET_NOTE);
@@ -271,9 +266,7 @@ static void s_latency(FILE *f, const json_t *children)
         if (!s_hist_read(ch, &hs))
             continue;
         s_hist_print(f, "portcullis_scan_latency_seconds", s_str(ch, "name"), &hs);
-        if (hs.n != fleet.n || memcmp(hs.le, fleet.le, hs.n * sizeof hs.le[0]) != 0)
-            continue; /* a child built with other bounds stays out of the fleet's sum */
-        for (size_t k = 0; k <= hs.n; k++)
+        for (size_t k = 0; k < SCAN_LATENCY_NBUCKETS; k++)
             fleet.cum[k] += hs.cum[k];
         fleet.sum_ms += hs.sum_ms;
     }

@@ -147,6 +147,36 @@ static void s_job_free(struct job *j)
 
 /* --- routes ----------------------------------------------------------------------------------- */
 
+/* Whether text is valid UTF-8 (jansson checks it for every JSON string it makes). */
+static bool s_utf8(const char *text)
+{
+    json_t *t = json_string(text);
+
+    json_decref(t);
+    return t != NULL;
+}
+
+/* Text for JSON and PostgreSQL, which refuse what is not UTF-8: a handler's "%.Ns" may have
+ * cut a multibyte character at the end (dropped), and a message may quote a query value in
+ * another encoding (its non-ASCII bytes become '?'). */
+static void s_utf8_clean(char *text)
+{
+    size_t n = strlen(text), keep = n;
+
+    if (s_utf8(text))
+        return;
+    for (int cut = 1; cut <= 3 && cut <= (int)n; cut++) {
+        char c = text[n - (size_t)cut];
+        text[n - (size_t)cut] = '\0';
+        if (s_utf8(text))
+            return;
+        text[n - (size_t)cut] = c;
+    }
+    for (size_t i = 0; i < keep; i++)
+        if ((unsigned char)text[i] >= 0x80)
+            text[i] = '?';
+}
+
 /* pattern against the raw (still %-encoded) path, segment by segment; a {…} segment matches any
  * non-empty segment, decoded into params. The count of params, or -1 (params freed). */
 static int s_match(const char *pattern, const char *path, char *params[API_PARAMS_MAX])
@@ -167,7 +197,8 @@ static int s_match(const char *pattern, const char *path, char *params[API_PARAM
             memcpy(seg, q + 1, ql - 1);
             seg[ql - 1] = '\0';
             d = evhttp_uridecode(seg, 0, &dlen);
-            if (d == NULL || dlen == 0 || strlen(d) != dlen) { /* empty or with a NUL */
+            /* empty, with a NUL, or not UTF-8 (it would reach JSON and the audit log) */
+            if (d == NULL || dlen == 0 || strlen(d) != dlen || !s_utf8(d)) {
                 free(d);
                 goto nomatch;
             }
@@ -340,6 +371,9 @@ static void s_run(struct job *j, PGconn *db)
         rs->json = json_object();
     if (rs->status >= 400 && rs->error[0] == '\0')
         strlcpy_p(rs->error, "the request failed", sizeof rs->error);
+    s_utf8_clean(rs->error);
+    s_utf8_clean(rs->target);
+    s_utf8_clean(rs->detail);
     if (r->audit != NULL)
         admin_audit(db, rq.user, r->audit, rs->target[0] != '\0' ? rs->target : j->path,
                     rs->status < 400,

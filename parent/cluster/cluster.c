@@ -427,28 +427,22 @@ static json_t *s_stores_json(const Portcullis__Health *h)
     return a;
 }
 
-/* The scan latency histogram (issue 6 point 3): per-bucket counts as the child keeps them, with
- * the bounds they belong to, so the parent's /metrics needs no knowledge of the child's build.
- * A child sending more buckets than the bounds known here has the surplus folded into the last
- * ("above every bound") bucket. */
+/* The scan latency histogram (issue 6 point 3): per-bucket counts against
+ * SCAN_LATENCY_BOUNDS_MS (common/scan_latency.h, the same in every build), and the sum. A
+ * child sending more buckets than that has the surplus folded into the last ("above every
+ * bound") bucket. */
 static json_t *s_scan_ms_json(const Portcullis__ScanStats *s)
 {
-    json_t *o = json_object(), *b = json_array(), *le = json_array();
+    json_t *b = json_array();
     uint64_t counts[SCAN_LATENCY_NBUCKETS] = { 0 };
 
     for (size_t i = 0; i < s->n_scan_ms_buckets; i++)
         counts[i < SCAN_LATENCY_NBUCKETS ? i : SCAN_LATENCY_NBUCKETS - 1] +=
             s->scan_ms_buckets[i];
-    for (size_t i = 0; i < SCAN_LATENCY_NBUCKETS; i++) {
+    for (size_t i = 0; i < SCAN_LATENCY_NBUCKETS; i++)
         json_array_append_new(b, json_integer((json_int_t)(counts[i] & INT64_MAX)));
-        if (i < SCAN_LATENCY_NBOUNDS)
-            json_array_append_new(le, json_integer(SCAN_LATENCY_BOUNDS_MS[i]));
-    }
-    json_object_set_new(o, "bounds_ms", le);
-    json_object_set_new(o, "buckets", b);
-    json_object_set_new(o, "sum_ms", json_integer((json_int_t)(s->scan_ms_sum & INT64_MAX)));
-    json_object_set_new(o, "count", json_integer((json_int_t)(s->scan_ms_count & INT64_MAX)));
-    return o;
+    return json_pack("{s:o, s:I}", "buckets", b, "sum_ms",
+                     (json_int_t)(s->scan_ms_sum & INT64_MAX));
 }
 
 static json_t *s_health_json(const Portcullis__Health *h)

@@ -274,6 +274,10 @@ class Cluster:
                                f"stdout:\n{out}\nstderr:\n{err}")
         return out
 
+    def cli_json(self, *args, timeout=30):
+        """`portcullis ARGS --json`, parsed."""
+        return json.loads(self.cli_ok(*args, "--json", timeout=timeout))
+
     def status(self):
         out = self.cli_ok("status", "--json")
         try:

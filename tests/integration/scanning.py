@@ -13,6 +13,7 @@ import re
 import smtplib
 import socket
 import time
+import uuid
 
 import signatures
 from harness import (DIGEST_HEADER, LOOPBACK, TOKEN_HEADER, Cluster, HarnessError, body_digest,
@@ -269,6 +270,24 @@ def log_query(cluster, *filters):
     data = _json(cluster, ["log", "query", "--json", "--since", "1h", "--limit", "1000",
                            *filters])
     return data.get("records", [])
+
+
+def quarantine_eicar_each(cluster, per_child, tag, timeout=60):
+    """per_child EICAR messages quarantined on each child, sent straight to its scan service:
+    {file_id: {child, token, rcpt, sender, msg_id}}; waits until the parent indexed them all."""
+    sender = f"{tag}-{uuid.uuid4().hex[:8]}@origin.test"
+    out = {}
+    for name, child in cluster.children.items():
+        for i in range(per_child):
+            tok = f"{tag}-{name}-{i}-{uuid.uuid4().hex[:6]}"
+            rcpt = f"user{i}@{name}.test"
+            msg = attachment_message(tok, rcpt, [("eicar.com", signatures.EICAR)], sender=sender)
+            rep = send_direct(child.smtp_port, msg, sender=sender, rcpts=(rcpt,))
+            assert rep.cls == "quarantined", rep
+            out[rep.file_id] = {"child": name, "token": tok, "rcpt": rcpt, "sender": sender,
+                                "msg_id": rep.msg_id}
+    wait_quarantine_entries(cluster, list(out), timeout)
+    return out
 
 
 def wait_quarantine_entries(cluster, file_ids, timeout=30):

@@ -11,6 +11,7 @@ a hand-kept list."""
 
 import binascii
 import hashlib
+import io
 import os
 import random
 import re
@@ -161,3 +162,16 @@ if __name__ == "__main__":  # writes a set: signatures.py DIR [N_RANDOM] [SEED]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     s = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     print(write_standard_set(d, n, s))
+
+
+def write_package(path, members):
+    """A component update package (R3.7): a tar.gz of members {file name: text} at path."""
+    import tarfile
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return path

@@ -6,10 +6,7 @@ change audited with the API user; every bad body (invalid JSON, wrong types, out
 unknown values, unknown or missing fields) a 400 with a message and nothing changed. One
 cluster with two children for the module; the tests build on each other in file order."""
 
-import io
-import json
 import os
-import tarfile
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -89,10 +86,6 @@ def _bad(resp, status=400):
     return err
 
 
-def _cli_json(cluster, *args):
-    return json.loads(cluster.cli_ok(*args, "--json"))
-
-
 def _version(cluster):
     return cluster.status()["config_version"]
 
@@ -105,11 +98,11 @@ def _audit(cluster, action, target, actor=None):
     return [r for r in rows if actor is None or r[0] == f"{actor}-user"]
 
 
-def _refused_unchanged(cluster, resp, snapshot, status=400):
-    """resp is a refusal with a message, and snapshot() (rows) and the configuration version
-    are what they were before it."""
+def _refused_unchanged(cluster, send, snapshot, status=400):
+    """send() (the request, made here after the "before" snapshot) is a refusal with a
+    message, and snapshot() (rows) and the configuration version are what they were before."""
     v0, rows0 = _version(cluster), snapshot()
-    err = _bad(resp, status)
+    err = _bad(send(), status)
     assert _version(cluster) == v0
     assert snapshot() == rows0
     return err
@@ -138,7 +131,7 @@ def test_settings_read(cluster, api):
     unit and description — the same as `portcullis settings get --json`; GET /settings/{key}
     one of them; an unknown key is a 404."""
     got = _ok(api["viewer"].get(f"{V1}/settings"))
-    assert got == _cli_json(cluster, "settings", "get")
+    assert got == cluster.cli_json("settings", "get")
     one = _ok(api["viewer"].get(f"{V1}/settings/smart_scan.query_timeout_ms"))
     s = one["setting"]
     assert s["key"] == "smart_scan.query_timeout_ms" and s["value"] == 1500
@@ -179,9 +172,9 @@ def test_settings_refusals_change_nothing(cluster, api):
     path = f"{V1}/settings/smart_scan.query_timeout_ms"
 
     def value():
-        return _cli_json(cluster, "settings", "get", "smart_scan.query_timeout_ms")["settings"]
+        return cluster.cli_json("settings", "get", "smart_scan.query_timeout_ms")["settings"]
 
-    err = _refused_unchanged(cluster, api["admin"].put(path, body={"value": 60001}), value)
+    err = _refused_unchanged(cluster, lambda: api["admin"].put(path, body={"value": 60001}), value)
     assert "smart_scan.query_timeout_ms" in err and "60000" in err, err
     _bad_bodies(cluster, api, "PUT", path, [
         ({"value": [1]}, ["value"]),
@@ -192,7 +185,7 @@ def test_settings_refusals_change_nothing(cluster, api):
         ({}, ["value"]),
         ({"value": 2000, "extra": 1}, ["extra"]),
     ], value)
-    _refused_unchanged(cluster, api["admin"].put(f"{V1}/settings/no.such", body={"value": 1}),
+    _refused_unchanged(cluster, lambda: api["admin"].put(f"{V1}/settings/no.such", body={"value": 1}),
                        value, status=404)
 
 
@@ -202,10 +195,10 @@ def test_mta_timetable(cluster, api):
     """issue 6 point 2 (R4.3): GET /mta is the retry timetable `portcullis mta timetable --json`
     prints, for the default or a given failure time and first queue run; malformed query values
     are 400s."""
-    assert _ok(api["viewer"].get(f"{V1}/mta")) == _cli_json(cluster, "mta", "timetable")
+    assert _ok(api["viewer"].get(f"{V1}/mta")) == cluster.cli_json("mta", "timetable")
     got = _ok(api["viewer"].get(f"{V1}/mta", query={"failure_at": "22:40",
                                                      "first_run_after": "1m"}))
-    assert got == _cli_json(cluster, "mta", "timetable", "--failure-at", "22:40",
+    assert got == cluster.cli_json("mta", "timetable", "--failure-at", "22:40",
                             "--first-run-after", "1m")
     assert got["failure_at_s"] == 22 * 3600 + 40 * 60 and got["first_queue_run_after_s"] == 60
     assert got["retries"] and got["retries"][-1]["bounce_if_failed"] is True
@@ -218,7 +211,7 @@ def test_mta_timetable(cluster, api):
 # -- policy rules (R5.1) --------------------------------------------------------------------------
 
 def _rules(cluster):
-    return _cli_json(cluster, "policy", "list")["rules"]
+    return cluster.cli_json("policy", "list")["rules"]
 
 
 def _rule(cluster, name):
@@ -230,7 +223,7 @@ def test_policy_rule_lifecycle(cluster, api):
     to the default quarantine) that `portcullis policy list --json` shows and both children
     run; PUT moves and disables it; DELETE removes it; each answers its configuration version
     and is audited."""
-    assert _ok(api["viewer"].get(f"{V1}/policy/rules")) == _cli_json(cluster, "policy", "list")
+    assert _ok(api["viewer"].get(f"{V1}/policy/rules")) == cluster.cli_json("policy", "list")
     got = _ok(api["admin"].post(f"{V1}/policy/rules", body={
         "name": "API exe", "scope": "inbound", "domains": ["child1.test"], "match": "any",
         "conditions": [{"kind": "attachment_extension", "value": "exe,scr"},
@@ -295,7 +288,7 @@ def test_policy_bad_bodies(cluster, api):
         ({"name": "x", "actions": [{"kind": "quarantine", "arg": "No such area"}]}, []),
     ], rules)
     _ok(api["admin"].post(f"{V1}/policy/rules", body={"name": "API dup", "actions": act}))
-    _refused_unchanged(cluster, api["admin"].post(f"{V1}/policy/rules", body={
+    _refused_unchanged(cluster, lambda: api["admin"].post(f"{V1}/policy/rules", body={
         "name": "API dup", "actions": act}), rules, status=409)
     _bad_bodies(cluster, api, "PUT", f"{V1}/policy/rules/API dup", [
         ({}, ["position"]),
@@ -304,7 +297,7 @@ def test_policy_bad_bodies(cluster, api):
         ({"enabled": "no"}, ["enabled"]),
         ({"enabled": False, "name": "y"}, ["name"]),
     ], rules)
-    _refused_unchanged(cluster, api["admin"].put(f"{V1}/policy/rules/No such",
+    _refused_unchanged(cluster, lambda: api["admin"].put(f"{V1}/policy/rules/No such",
                                                  body={"enabled": False}), rules, status=404)
     _ok(api["admin"].delete(f"{V1}/policy/rules/API dup"))
 
@@ -312,14 +305,14 @@ def test_policy_bad_bodies(cluster, api):
 # -- areas (R5.2) -----------------------------------------------------------------------------------
 
 def _areas(cluster):
-    return {a["name"]: a for a in _cli_json(cluster, "area", "list")["areas"]}
+    return {a["name"]: a for a in cluster.cli_json("area", "list")["areas"]}
 
 
 def test_areas(cluster, api):
     """issue 6 point 1 (R5.2): POST /areas adds an area (default retention 15 days), PUT changes
     its retention, DELETE removes it — refused (409) while a rule uses it; out-of-range
     retention, a bad kind, wrong types and unknown fields are 400s and change nothing."""
-    assert _ok(api["viewer"].get(f"{V1}/areas")) == _cli_json(cluster, "area", "list")
+    assert _ok(api["viewer"].get(f"{V1}/areas")) == cluster.cli_json("area", "list")
     _ok(api["admin"].post(f"{V1}/areas", body={"name": "API hold", "kind": "quarantine"}))
     assert _areas(cluster)["API hold"]["retention_days"] == 15
     got = _ok(api["admin"].post(f"{V1}/areas", body={"name": "API keep", "kind": "archive",
@@ -348,7 +341,7 @@ def test_areas(cluster, api):
     _ok(api["admin"].post(f"{V1}/policy/rules", body={
         "name": "API hold rule", "conditions": [{"kind": "attachment_extension", "value": "bat"}],
         "actions": [{"kind": "quarantine", "arg": "API hold"}]}))
-    err = _refused_unchanged(cluster, api["admin"].delete(f"{V1}/areas/API hold"),
+    err = _refused_unchanged(cluster, lambda: api["admin"].delete(f"{V1}/areas/API hold"),
                              lambda: _areas(cluster), status=409)
     assert "API hold rule" in err, err
     _ok(api["admin"].delete(f"{V1}/policy/rules/API hold rule"))
@@ -361,14 +354,14 @@ def test_areas(cluster, api):
 # -- anti-spam rules (R5.1) -------------------------------------------------------------------
 
 def _spam(cluster):
-    return _cli_json(cluster, "spam", "list")["rules"]
+    return cluster.cli_json("spam", "list")["rules"]
 
 
 def test_spam_rules(cluster, api):
     """issue 6 point 1 (R5.1): POST /spam/rules adds a scored rule that `portcullis spam list`
     shows, PUT switches it off, DELETE removes it; a broken regex, a score out of range or not
     a number, an unknown kind and unknown or missing fields are 400s and change nothing."""
-    assert _ok(api["viewer"].get(f"{V1}/spam/rules")) == _cli_json(cluster, "spam", "list")
+    assert _ok(api["viewer"].get(f"{V1}/spam/rules")) == cluster.cli_json("spam", "list")
     got = _ok(api["admin"].post(f"{V1}/spam/rules", body={
         "name": "API lottery", "kind": "body_regex", "value": "\\blottery\\b", "score": 1.25}))
     cluster.wait_children_current(got["config_version"], PUSH_S)
@@ -414,13 +407,13 @@ def test_wrs_import_and_list(cluster, api):
     assert got["imported"] == 2 and got["total"] == 2
     cluster.wait_children_current(got["config_version"], PUSH_S)
     listed = _ok(api["viewer"].get(f"{V1}/wrs", query={"limit": "10"}))
-    assert listed == _cli_json(cluster, "wrs", "list", "--limit", "10")
+    assert listed == cluster.cli_json("wrs", "list", "--limit", "10")
     assert {"kind": "domain", "pattern": "bad.example", "level": 80,
             "category": "malware"} in listed["entries"]
     assert _audit(cluster, "wrs import", "web-reputation lists", "admin")[-1][1] == "ok"
 
     def entries():
-        return _cli_json(cluster, "wrs", "list", "--limit", "100")
+        return cluster.cli_json("wrs", "list", "--limit", "100")
 
     good = {"kind": "domain", "pattern": "ok.test", "level": 10, "category": "x"}
     _bad_bodies(cluster, api, "POST", f"{V1}/wrs", [
@@ -449,15 +442,9 @@ def test_wrs_import_and_list(cluster, api):
 # -- updates (R3.7) ---------------------------------------------------------------------------------
 
 def _package(path, version):
-    members = {"portcullis-eicar.ndb": signatures.eicar_ndb_line().encode(),
-               "portcullis-testfiles.hdb": signatures.testfiles_hdb().encode()}
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    return signatures.write_package(path, {
+        "portcullis-eicar.ndb": signatures.eicar_ndb_line(),
+        "portcullis-testfiles.hdb": signatures.testfiles_hdb()})
 
 
 def test_updates_list_and_use(cluster, module_dir, api):
@@ -469,11 +456,11 @@ def test_updates_list_and_use(cluster, module_dir, api):
         cluster.cli_ok("update", "import", "--version", v, "--no-use",
                        _package(os.path.join(module_dir, f"{v}.tar.gz"), v))
     listed = _ok(api["viewer"].get(f"{V1}/updates"))
-    assert listed == _cli_json(cluster, "update", "list")
+    assert listed == cluster.cli_json("update", "list")
     assert {c["version"] for c in listed["components"]} >= {"api-1", "api-2"}
 
     def current():
-        return [c["version"] for c in _cli_json(cluster, "update", "list")["components"]
+        return [c["version"] for c in cluster.cli_json("update", "list")["components"]
                 if c["current"]]
 
     v0 = _version(cluster)
@@ -483,9 +470,9 @@ def test_updates_list_and_use(cluster, module_dir, api):
     assert current() == ["api-1"]
     assert _ok(api["admin"].post(f"{V1}/updates/clamav/api-1/use"))["changed"] is False
     assert _audit(cluster, "update use", "clamav api-1", "admin")[-1][1] == "ok"
-    _refused_unchanged(cluster, api["admin"].post(f"{V1}/updates/clamav/api-9/use"), current,
+    _refused_unchanged(cluster, lambda: api["admin"].post(f"{V1}/updates/clamav/api-9/use"), current,
                        status=404)
-    _refused_unchanged(cluster, api["admin"].post(f"{V1}/updates/clamav/api-2/use",
+    _refused_unchanged(cluster, lambda: api["admin"].post(f"{V1}/updates/clamav/api-2/use",
                                                   body={"now": True}), current)
 
 
@@ -499,7 +486,7 @@ def test_notifications(cluster, api):
     listed = _ok(api["viewer"].get(f"{V1}/notifications", query={"limit": "5"}))
     assert listed["notifications"][0]["id"] == got["id"]
     assert listed["notifications"][0]["subject"] == "Portcullis test notification"
-    assert [n["id"] for n in _cli_json(cluster, "notify", "list", "--limit", "5")] == \
+    assert [n["id"] for n in cluster.cli_json("notify", "list", "--limit", "5")] == \
         [n["id"] for n in listed["notifications"]]
     assert _audit(cluster, "notify test", "notify.admin_address", "admin")[-1][1] == "ok"
     for bad in ("0", "1001", "x"):
@@ -551,7 +538,7 @@ def test_enrol_token_enrols_a_third_child(cluster, api):
     cluster.wait_child_state("child3", "up", CHILD_UP_S)
     assert _names(cluster)["child3"]["enrolment"] == "enrolled"
 
-    _refused_unchanged(cluster, api["admin"].post(f"{V1}/children", body={"name": "child3"}),
+    _refused_unchanged(cluster, lambda: api["admin"].post(f"{V1}/children", body={"name": "child3"}),
                        lambda: sorted(_names(cluster)), status=409)
     _bad_bodies(cluster, api, "POST", f"{V1}/children", [
         ({}, ["name"]), ({"name": 3}, ["name"]), ({"name": "bad name!"}, ["child name"]),

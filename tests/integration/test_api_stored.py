@@ -5,7 +5,6 @@ actor; a child that is down is a 503 and the retry works once it is back; reconc
 bad query values are a 400 with a message. One cluster for the module; the tests build on each
 other's messages in file order."""
 
-import json
 import os
 import pwd
 import time
@@ -17,9 +16,9 @@ import pytest
 import signatures
 from apiclient import Api, token_for
 from harness import wait_until
-from scanning import (attachment_message, audit_rows, quarantined_file, read_file,
-                      stored_row, scan_cluster, send_direct,
-                      set_setting, wait_log_records, wait_quarantine_entries)
+from scanning import (attachment_message, audit_rows, quarantine_eicar_each, quarantined_file,
+                      read_file, scan_cluster, send_direct, set_setting, stored_row,
+                      wait_log_records, wait_quarantine_entries)
 
 PER_CHILD = 3
 INDEX_S = 60
@@ -35,21 +34,9 @@ def cluster(module_dir, pg):
 
 @pytest.fixture(scope="module")
 def stored(cluster):
-    """PER_CHILD EICAR messages quarantined on each child, straight to its scan service:
-    {file_id: {child, token, rcpt, sender, msg_id}}; waits until the parent indexed them all
-    and has their tracking records."""
-    sender = f"apist-{uuid.uuid4().hex[:8]}@origin.test"
-    out = {}
-    for name, child in cluster.children.items():
-        for i in range(PER_CHILD):
-            tok = f"apist-{name}-{i}-{uuid.uuid4().hex[:6]}"
-            rcpt = f"user{i}@{name}.test"
-            msg = attachment_message(tok, rcpt, [("eicar.com", signatures.EICAR)], sender=sender)
-            rep = send_direct(child.smtp_port, msg, sender=sender, rcpts=(rcpt,))
-            assert rep.cls == "quarantined", rep
-            out[rep.file_id] = {"child": name, "token": tok, "rcpt": rcpt, "sender": sender,
-                                "msg_id": rep.msg_id}
-    wait_quarantine_entries(cluster, list(out), INDEX_S)
+    """PER_CHILD EICAR messages quarantined on each child (scanning.quarantine_eicar_each),
+    indexed by the parent with their tracking records."""
+    out = quarantine_eicar_each(cluster, PER_CHILD, "apist", INDEX_S)
     wait_log_records(cluster, [v["msg_id"] for v in out.values()], INDEX_S)
     return out
 
@@ -92,10 +79,6 @@ def api(cluster):
             for role in ("viewer", "operator", "admin")}
 
 
-def _cli_json(cluster, *args):
-    return json.loads(cluster.cli_ok(*args, "--json"))
-
-
 def _ok(resp):
     assert resp.status == 200, (resp.status, resp.data)
     return resp.json()
@@ -128,7 +111,7 @@ def _pages_cli(cluster, args, key, limit=2):
     pages, after = [], None
     while True:
         extra = ["--after", after] if after else []
-        page = _cli_json(cluster, *args, "--limit", str(limit), *extra)
+        page = cluster.cli_json(*args, "--limit", str(limit), *extra)
         pages.append(page[key])
         after = page["next"]
         if after is None:
@@ -173,7 +156,7 @@ def test_r5_4_search_matches_cli_with_filters_and_pages(cluster, stored, api):
         q = dict(f, sender=sender, limit="100")
         got = _ok(v.get(f"{V1}/stored/quarantine", query=q))
         args = [a for k, val in q.items() for a in (f"--{k}", val)]
-        want = _cli_json(cluster, "quarantine", "search", *args)
+        want = cluster.cli_json("quarantine", "search", *args)
         assert got == want, (f, got, want)
     assert {m["file_id"] for m in _ok(v.get(f"{V1}/stored/quarantine", query={
         "sender": sender, "child": "child2"}))["messages"]} == \
@@ -390,12 +373,12 @@ def test_r7_3_tracking_events_audit_searches(cluster, stored, api):
         q = dict(q, sender=sender, limit="1000")
         args = [a for k, val in q.items() for a in (f"--{k}", val)]
         assert _ok(v.get(f"{V1}/logs/tracking", query=q)) == \
-            _cli_json(cluster, "log", "query", *args), q
+            cluster.cli_json("log", "query", *args), q
     assert _ok(v.get(f"{V1}/logs/tracking", query={"sender": sender, "until": "2000-01-01"})) \
         == {"records": [], "next": None}
 
     ev = _ok(v.get(f"{V1}/logs/events", query={"limit": "1000"}))
-    assert ev == _cli_json(cluster, "log", "query", "--category", "all", "--limit", "1000")
+    assert ev == cluster.cli_json("log", "query", "--category", "all", "--limit", "1000")
     assert any(e["message"].startswith("reconcile child") for e in ev["events"]), ev
     cats = {e["category"] for e in ev["events"]}
     cat = sorted(cats)[0]

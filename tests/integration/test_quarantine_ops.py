@@ -5,7 +5,6 @@ each audited; a child that is down fails the operation clearly and a retry works
 back; reconciliation of files and index (R5.3), on demand and scheduled. One cluster for the
 module; the tests build on each other's messages in file order."""
 
-import json
 import os
 import pwd
 import shutil
@@ -15,11 +14,9 @@ import uuid
 
 import pytest
 
-import signatures
 from harness import wait_until
-from scanning import (attachment_message, audit_rows, quarantined_file, read_file,
-                      stored_row, scan_cluster, send_direct,
-                      set_setting, wait_quarantine_entries)
+from scanning import (audit_rows, quarantine_eicar_each, quarantined_file, read_file,
+                      scan_cluster, set_setting, stored_row)
 
 PER_CHILD = 3
 INDEX_S = 60
@@ -34,24 +31,9 @@ def cluster(module_dir, pg):
 
 @pytest.fixture(scope="module")
 def stored(cluster):
-    """PER_CHILD EICAR messages quarantined on each child, straight to its scan service:
-    {file_id: {child, token, rcpt, sender, raw}}; waits until the parent indexed them all."""
-    sender = f"qops-{uuid.uuid4().hex[:8]}@origin.test"
-    out = {}
-    for name, child in cluster.children.items():
-        for i in range(PER_CHILD):
-            tok = f"qops-{name}-{i}-{uuid.uuid4().hex[:6]}"
-            rcpt = f"user{i}@{name}.test"
-            msg = attachment_message(tok, rcpt, [("eicar.com", signatures.EICAR)], sender=sender)
-            rep = send_direct(child.smtp_port, msg, sender=sender, rcpts=(rcpt,))
-            assert rep.cls == "quarantined", rep
-            out[rep.file_id] = {"child": name, "token": tok, "rcpt": rcpt, "sender": sender}
-    wait_quarantine_entries(cluster, list(out), INDEX_S)
-    return out
-
-
-def _j(cluster, *args):
-    return json.loads(cluster.cli_ok(*args, "--json"))
+    """PER_CHILD EICAR messages quarantined on each child (scanning.quarantine_eicar_each),
+    indexed by the parent."""
+    return quarantine_eicar_each(cluster, PER_CHILD, "qops", INDEX_S)
 
 
 def _search_all(cluster, *filters, limit=2):
@@ -61,7 +43,7 @@ def _search_all(cluster, *filters, limit=2):
         args = ["quarantine", "search", "--limit", str(limit), *filters]
         if after:
             args += ["--after", after]
-        page = _j(cluster, *args)
+        page = cluster.cli_json(*args)
         pages.append(page["messages"])
         after = page["next"]
         if after is None:
@@ -118,7 +100,7 @@ def test_r5_4_show_and_download_byte_identical(cluster, stored, tmp_path):
     index id); both are in the audit log with the OS user as actor."""
     fid = _pick(stored, "child2", 0)
     row_id = stored_row(cluster, fid)[0]
-    shown = _j(cluster, "quarantine", "show", fid)
+    shown = cluster.cli_json("quarantine", "show", fid)
     assert shown["child"] == "child2" and shown["file_id"] == fid and shown["id"] == row_id
     assert stored[fid]["token"] in shown["headers"] and "\nSubject:" in "\n" + shown["headers"]
     text = cluster.cli_ok("quarantine", "show", str(row_id))
@@ -172,7 +154,7 @@ def test_r5_4_delete_removes_file_and_index(cluster, stored):
     assert "deleted" in out
     assert quarantined_file(cluster, "child1", fid) is None
     assert stored_row(cluster, fid)[1:] == ("removed", "deleted")
-    st = _j(cluster, "quarantine", "search", "--state", "removed", "--child", "child1")
+    st = cluster.cli_json("quarantine", "search", "--state", "removed", "--child", "child1")
     assert fid in [m["file_id"] for m in st["messages"]]
     assert [r for _a, r, _d in audit_rows(cluster, "quarantine delete", fid)] == ["ok"]
     rc, _o, err = cluster.cli("quarantine", "delete", fid)
@@ -243,7 +225,7 @@ def test_r5_3_reconcile_reports_and_repairs(cluster, stored):
     old = time.time() - 7200
     os.utime(dst, (old, old))
 
-    res = _j(cluster, "quarantine", "reconcile")
+    res = cluster.cli_json("quarantine", "reconcile")
     diffs = {(d["child"], d["what"], d["file_id"]) for d in res["differences"]}
     assert ("child2", "no_file", gone) in diffs, res
     assert ("child1", "no_row", stray) in diffs, res
@@ -251,12 +233,12 @@ def test_r5_3_reconcile_reports_and_repairs(cluster, stored):
     assert len(res["differences"]) == 2, res["differences"]
     assert stored_row(cluster, gone)[1:] == ("removed", "reconcile")
     sender = stored[_pick(stored, "child1", 2)]["sender"]
-    found = _j(cluster, "quarantine", "search", "--child", "child1", "--sender", sender)
+    found = cluster.cli_json("quarantine", "search", "--child", "child1", "--sender", sender)
     entry = next(m for m in found["messages"] if m["file_id"] == stray)
     assert entry["recipients"] == [stored[_pick(stored, "child1", 2)]["rcpt"]]
     rc, out, _e = _cli_bytes(cluster, "quarantine", "download", stray)
     assert rc == 0 and out == read_file(dst)
-    again = _j(cluster, "quarantine", "reconcile")
+    again = cluster.cli_json("quarantine", "reconcile")
     assert again["differences"] == [], again
     text = cluster.cli_ok("quarantine", "reconcile", "child2")
     assert "1 children" in text

@@ -19,7 +19,7 @@ import pytest
 import signatures
 from harness import new_token, wait_until
 from scanning import (SENDER, QUARANTINED_RE, attachment_message, find_stored, postfix_deliveries,
-                      quarantine_list, scan_cluster, set_setting, stored_files,
+                      scan_cluster, set_setting, stored_files,
                       wait_quarantine_entries)
 
 DOMAIN = "child1.test"

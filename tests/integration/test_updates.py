@@ -9,11 +9,9 @@ unreachable HTTPS server is retried with growing delays; a newer good version su
 bad one. One cluster for the module (PostgreSQL, parent with HTTPS on a free port, two
 children, no upstream MTA: mail goes straight to the scan services); the tests run in order."""
 
-import io
 import json
 import os
 import re
-import tarfile
 import threading
 import time
 
@@ -38,18 +36,11 @@ def _virus(version):
 
 def _package(path, version):
     """A tar.gz signature set: EICAR, clamav-testfiles and this version's own test virus."""
-    members = {
-        "portcullis-eicar.ndb": signatures.eicar_ndb_line().encode(),
-        "portcullis-testfiles.hdb": signatures.testfiles_hdb().encode(),
-        f"portcullis-update-{version}.ndb": _virus(version)[1].encode(),
-    }
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    return signatures.write_package(path, {
+        "portcullis-eicar.ndb": signatures.eicar_ndb_line(),
+        "portcullis-testfiles.hdb": signatures.testfiles_hdb(),
+        f"portcullis-update-{version}.ndb": _virus(version)[1],
+    })
 
 
 class _HttpsParent(cluster_mod.Parent):
