@@ -110,8 +110,16 @@ def test_r5_7_r5_8_r5_10_r5_11_purge_to_low_water(cluster):
     mark = child.proc.log_mark()
     set_setting(cluster, "quarantine.quota_mb", 1)
     sent = []
+
+    def quiet():
+        """Under the quota with every deletion in a logged purge: no purge is running, so
+        the next message cannot land while one measures the size it reached."""
+        gone = [f for f, _ in sent if f not in _on_disk(qdir)]
+        logged = sum(int(p.group("n")) for p in PURGE_RE.finditer(child.proc.log_since(mark)))
+        return sum(_on_disk(qdir).values()) <= MIB and logged == len(gone)
     for i in range(N_MESSAGES):
         sent.append(_send_one(cluster, i))
+        wait_until(quiet, 30, f"no purge running after message {i}")
     _state["sent"] = sent
     order = [f for f, _ in sent]
 
