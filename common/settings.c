@@ -10,6 +10,7 @@
 
 #include "ers_zones.h"
 #include "mailaddr.h"
+#include "netmatch.h"
 #include "util.h"
 
 /* Strings with a format of their own: checked after the length. 0 ok, -1 with err filled. */
@@ -61,12 +62,29 @@ static int s_check_hhmm(const char *v, char *err, size_t errlen)
     return -1;
 }
 
+static int s_check_bare_newline(const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "reject") == 0 || strcmp(v, "normalize") == 0)
+        return 0;
+    snprintf(err, errlen, "reject or normalize is required");
+    return -1;
+}
+
+static int s_check_networks(const char *v, char *err, size_t errlen)
+{
+    struct netmatch m;
+
+    return netmatch_parse(v, &m, err, errlen);
+}
+
 static setting_check_fn *const s_checks[SETTING__COUNT] = {
     [SETTING_RETENTION_PURGE_TIME] = s_check_hhmm,
     [SETTING_ERS_ZONES] = s_check_ers_zones,
     [SETTING_NOTIFY_ADMIN_ADDRESS] = s_check_addresses,
     [SETTING_NOTIFY_FROM] = s_check_address,
     [SETTING_NOTIFY_SMTP_URL] = s_check_smtp_url,
+    [SETTING_SMTP_BARE_NEWLINE] = s_check_bare_newline,
+    [SETTING_SMTP_XFORWARD_HOSTS] = s_check_networks,
 };
 
 static const struct setting_def s_defs[SETTING__COUNT] = {

@@ -21,6 +21,13 @@
       "idle time allowed while the upstream sends message content")                             \
     X(SMTP_DOWNSTREAM_TIMEOUT_S, "smtp", "downstream_timeout_s", INT, "300", 1, 3600, "seconds", \
       "time allowed for each downstream MTA reply (connect included)")                          \
+    X(SMTP_SESSION_TIMEOUT_S, "smtp", "session_timeout_s", INT, "3600", 10, 86400, "seconds",    \
+      "longest an upstream SMTP session may last, whatever it does; then 421 (R8.5)")           \
+    X(SMTP_BARE_NEWLINE, "smtp", "bare_newline", STRING, "reject", 6, 9, "reject|normalize",     \
+      "a bare LF or CR in a command or message: reject it, or normalize it to CRLF; never an "  \
+      "end of data (R8.5)")                                                                      \
+    X(SMTP_XFORWARD_HOSTS, "smtp", "xforward_hosts", STRING, "127.0.0.0/8 ::1", 0, 1024,         \
+      "networks", "clients allowed to send XFORWARD (blank- or comma-separated; R8.5)")          \
     X(SMART_SCAN_QUERY_TIMEOUT_MS, "smart_scan", "query_timeout_ms", INT, "1500", 1, 60000, "ms", \
       "smart-protection look-up timeout (R2.6)")                                                 \
     X(SMART_SCAN_ENABLED, "smart_scan", "enabled", BOOL, "false", 0, 0, "",                    \

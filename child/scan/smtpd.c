@@ -30,6 +30,13 @@ static void s_limits(const struct smtpd *srv, struct smtpd_limits *lim)
     lim->max_recipients = settings_int(srv->settings, SETTING_SMTP_MAX_RECIPIENTS);
 }
 
+static enum smtp_bare_mode s_bare_mode(const struct smtpd *srv)
+{
+    return strcmp(settings_str(srv->settings, SETTING_SMTP_BARE_NEWLINE), "normalize") == 0
+               ? SMTP_BARE_NORMALIZE
+               : SMTP_BARE_REJECT;
+}
+
 int smtpd_session_timeout(const struct smtpd_session *s, enum setting_id id)
 {
     return (int)settings_int(s->srv->settings, id);
@@ -157,6 +164,13 @@ static void s_session_message_received(struct smtpd_session *s)
         smtpd_session_finish(s, SMTPD_REJECTED, "552 5.3.4 Message size exceeds fixed limit\r\n");
         return;
     }
+    if (smtp_data_over_limit(&s->dec)) { /* bare LF/CR in reject mode (R8.5) */
+        log_warn("id=%s client=%s message with a bare <CR> or <LF> refused (smtp.bare_newline = "
+                 "reject)", s->id, s->client);
+        smtpd_session_finish(s, SMTPD_REJECTED,
+                             "550 5.5.2 Error: bare <CR> or <LF> received in message data\r\n");
+        return;
+    }
     smtpd_scan_message(s);
 }
 
@@ -170,7 +184,7 @@ static void s_session_start_data(struct smtpd_session *s)
     }
     smtpd_session_write(s, s->res.reply);
     smtp_data_init(&s->dec, (uint64_t)s->proto.lim.max_message_size,
-                   (uint64_t)s->proto.lim.max_line_length);
+                   (uint64_t)s->proto.lim.max_line_length, s_bare_mode(s->srv));
     s->body = evbuffer_new();
     s->phase = SMTPD_P_DATA;
 }
@@ -204,7 +218,7 @@ static void s_session_command(struct smtpd_session *s, const char *line, size_t 
         smtpd_scan_clear(s);
         random_hex(s->id, SMTPD_ID_BYTES);
         s->t0 = now_ms();
-        smtp_data_init(&s->dec, 0, 0); /* size 0 until DATA, for the outcome line */
+        smtp_data_init(&s->dec, 0, 0, SMTP_BARE_REJECT); /* size 0 until DATA */
         smtpd_ers_start(s);            /* answers come while the message does */
         smtpd_relay_mail(s);
         break;
@@ -237,21 +251,30 @@ static bool s_session_data(struct smtpd_session *s)
     return false;
 }
 
-/* Next command line into line (NUL-terminated); 1 got one, 0 need more, -1 too long. */
+/* Next command line into line (NUL-terminated); 1 got one, 0 need more, -1 too long, -2 a
+ * bare LF or CR in reject mode (R8.5: Postfix's smtpd_forbid_bare_newline). */
 static int s_session_line(struct smtpd_session *s, char *line, size_t *len)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
     size_t eol = 0;
-    struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_CRLF);
+    struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_LF);
+    bool crlf;
 
     if (p.pos < 0)
         return evbuffer_get_length(in) > SMTP_LINE_MAX + 1 ? -1 : 0; /* +1: CR waiting for LF */
-    if ((size_t)p.pos > SMTP_LINE_MAX)
+    if ((size_t)p.pos > SMTP_LINE_MAX + 1)
         return -1;
-    *len = (size_t)p.pos;
-    evbuffer_remove(in, line, *len);
+    evbuffer_remove(in, line, (size_t)p.pos);
     evbuffer_drain(in, eol);
+    *len = (size_t)p.pos;
+    crlf = *len > 0 && line[*len - 1] == '\r';
+    if (crlf)
+        (*len)--;
+    else if (*len > SMTP_LINE_MAX)
+        return -1;
     line[*len] = '\0';
+    if ((!crlf || memchr(line, '\r', *len) != NULL) && s_bare_mode(s->srv) == SMTP_BARE_REJECT)
+        return -2;
     return 1;
 }
 
@@ -286,6 +309,13 @@ static void s_session_process(struct smtpd_session *s)
         r = s_session_line(s, line, &len);
         if (r == 0)
             break;
+        if (r == -2) {
+            log_warn("client=%s bare <CR> or <LF> in a command: disconnected "
+                     "(smtp.bare_newline = reject)", s->client);
+            smtpd_relay_reset_then_reply(s, "521 5.5.2 Error: bare <CR> or <LF> received\r\n",
+                                         SMTPD_ACT_CLOSE);
+            break;
+        }
         if (r < 0) {
             smtpd_relay_reset_then_reply(s, "500 5.5.2 Line too long\r\n", SMTPD_ACT_CLOSE);
             break;
@@ -368,6 +398,8 @@ static void s_session_free(struct smtpd_session *s)
     smtp_client_free(&s->ds);
     if (s->body != NULL)
         evbuffer_free(s->body);
+    if (s->deadline != NULL)
+        event_free(s->deadline);
     bufferevent_free(s->bev);
     if (s->prev != NULL)
         s->prev->next = s->next;
@@ -390,6 +422,46 @@ static void s_format_peer(const struct sockaddr *sa, char *out, size_t n)
         a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
     if (a == NULL || inet_ntop(sa->sa_family, a, out, (socklen_t)n) == NULL)
         strlcpy_p(out, "unknown", n);
+}
+
+/* The session's overall deadline (R8.5): a peer that keeps a session alive by trickling
+ * bytes within every idle timeout is still cut off. While we are the ones working (scan,
+ * downstream) the session gets a moment more: the step's own timeouts bound it. */
+static void s_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtpd_session *s = arg;
+    char reply[SMTPD_REPLY_MAX];
+
+    (void)fd;
+    (void)what;
+    if (s->phase == SMTPD_P_CLOSING)
+        return;
+    if (s->phase == SMTPD_P_WAIT) {
+        struct timeval again = { 5, 0 };
+        evtimer_add(s->deadline, &again);
+        return;
+    }
+    log_warn("client=%s session deadline of %lld s exceeded%s", s->client,
+             (long long)settings_int(s->srv->settings, SETTING_SMTP_SESSION_TIMEOUT_S),
+             smtpd_proto_in_transaction(&s->proto) ? " in a transaction (not acknowledged)" : "");
+    snprintf(reply, sizeof reply, "421 4.4.2 %s Error: session time limit exceeded\r\n",
+             s->srv->hostname);
+    bufferevent_enable(s->bev, EV_WRITE);
+    smtpd_session_close(s, reply);
+}
+
+static bool s_xforward_allowed(struct smtpd *srv, const char *peer)
+{
+    if (srv->xf_from != srv->settings) {
+        char err[256];
+        if (netmatch_parse(settings_str(srv->settings, SETTING_SMTP_XFORWARD_HOSTS),
+                           &srv->xf_hosts, err, sizeof err) != 0) {
+            log_err("smtp.xforward_hosts: %s; no client may send XFORWARD", err);
+            memset(&srv->xf_hosts, 0, sizeof srv->xf_hosts);
+        }
+        srv->xf_from = srv->settings;
+    }
+    return netmatch_has(&srv->xf_hosts, peer);
 }
 
 static void s_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -436,6 +508,13 @@ static void s_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct soc
     srv->stats.sessions++;
     s_limits(srv, &lim);
     smtpd_proto_init(&s->proto, srv->hostname, &lim);
+    smtpd_proto_allow_xforward(&s->proto, s_xforward_allowed(srv, peer));
+    {
+        struct timeval tv = {
+            (time_t)settings_int(srv->settings, SETTING_SMTP_SESSION_TIMEOUT_S), 0 };
+        s->deadline = evtimer_new(srv->base, s_deadline_cb, s);
+        evtimer_add(s->deadline, &tv);
+    }
     bufferevent_setcb(s->bev, s_read_cb, s_write_cb, s_event_cb, s);
     bufferevent_setwatermark(s->bev, EV_READ, 0, SMTPD_INPUT_MAX);
     smtpd_proto_greeting(&s->proto, &s->res);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "netmatch.h"
 #include "scan/smtp_data.h"
 #include "scan/smtpd.h"
 #include "scan/smtpd_proto.h"
@@ -40,6 +41,8 @@ struct smtpd {
     char hostname[SMTPD_HOSTNAME_MAX + 1];
     const settings_t *settings;
     struct smtpd_session *sessions; /* doubly linked */
+    const settings_t *xf_from;      /* the settings xf_hosts was parsed from */
+    struct netmatch xf_hosts;       /* smtp.xforward_hosts */
     struct smtpd_stats stats;
     bool shutting_down;
     struct scanpool *pool;          /* NULL: relay without scanning (unit tests) */
@@ -55,6 +58,7 @@ struct smtpd_session {
     struct smtpd *srv;
     struct smtpd_session *prev, *next;
     struct bufferevent *bev;
+    struct event *deadline; /* smtp.session_timeout_s after the accept (R8.5) */
     char client[SMTPD_CLIENT_MAX];
     struct smtpd_proto proto;
     struct smtpd_result res;

@@ -2,6 +2,7 @@
  * the upstream MTA's logs read the same as with a Postfix content filter. */
 #include "scan/smtpd_proto.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -69,6 +70,11 @@ void smtpd_proto_init(struct smtpd_proto *p, const char *hostname,
     p->next = *lim;
     p->lim = *lim;
     s_txn_clear(p);
+}
+
+void smtpd_proto_allow_xforward(struct smtpd_proto *p, bool allowed)
+{
+    p->xforward_allowed = allowed;
 }
 
 void smtpd_proto_set_limits(struct smtpd_proto *p, const struct smtpd_limits *lim)
@@ -165,8 +171,9 @@ static enum smtpd_action s_cmd_helo(struct smtpd_proto *p, const char *args, boo
     }
     s_reply(out,
             "250-%s\r\n250-PIPELINING\r\n250-SIZE %" PRId64 "\r\n250-8BITMIME\r\n"
-            "250-XFORWARD NAME ADDR PROTO HELO SOURCE IDENT\r\n250 ENHANCEDSTATUSCODES",
-            p->hostname, p->next.max_message_size);
+            "%s250 ENHANCEDSTATUSCODES",
+            p->hostname, p->next.max_message_size,
+            p->xforward_allowed ? "250-XFORWARD NAME ADDR PROTO HELO SOURCE IDENT\r\n" : "");
     return out->action = SMTPD_ACT_REPLY;
 }
 
@@ -264,12 +271,72 @@ static int s_xforward_index(const char *name, size_t n)
     return -1;
 }
 
+/* xtext (RFC 3461): printable ASCII but "=", and "+" only as "+XX" with upper-case hex. */
+static bool s_xtext_ok(const char *v)
+{
+    for (; *v != '\0'; v++) {
+        unsigned char c = (unsigned char)*v;
+        if (c < 0x21 || c > 0x7e || c == '=')
+            return false;
+        if (c == '+') {
+            for (int k = 1; k <= 2; k++)
+                if (!((v[k] >= '0' && v[k] <= '9') || (v[k] >= 'A' && v[k] <= 'F')))
+                    return false;
+            v += 2;
+        }
+    }
+    return true;
+}
+
+static bool s_hostname_ok(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n == 0 || n > SMTPD_HOSTNAME_MAX)
+        return false;
+    for (; *v != '\0'; v++)
+        if (!isalnum((unsigned char)*v) && *v != '-' && *v != '.' && *v != '_')
+            return false;
+    return true;
+}
+
+/* Each attribute by Postfix's XFORWARD grammar (XFORWARD_README): a bad value is refused,
+ * so that nothing downstream (tracking, reputation, the Received line) takes it. */
+static bool s_xforward_value_ok(unsigned i, const char *v)
+{
+    unsigned char a[16];
+
+    if (!s_xtext_ok(v))
+        return false;
+    if (strcmp(v, "[UNAVAILABLE]") == 0 || strcmp(v, "[TEMPUNAVAIL]") == 0)
+        return true;
+    switch (1u << i) {
+    case SMTP_XF_NAME:
+        return s_hostname_ok(v);
+    case SMTP_XF_ADDR:
+        if (strncasecmp(v, "IPv6:", 5) == 0)
+            return inet_pton(AF_INET6, v + 5, a) == 1;
+        return inet_pton(AF_INET, v, a) == 1 || inet_pton(AF_INET6, v, a) == 1;
+    case SMTP_XF_PROTO:
+        for (const char *c = v; *c != '\0'; c++)
+            if (!isalnum((unsigned char)*c))
+                return false;
+        return strlen(v) <= 16;
+    case SMTP_XF_SOURCE:
+        return strcmp(v, "LOCAL") == 0 || strcmp(v, "REMOTE") == 0;
+    default: /* HELO, IDENT: any xtext */
+        return true;
+    }
+}
+
 static enum smtpd_action s_cmd_xforward(struct smtpd_proto *p, const char *args,
                                         struct smtpd_result *out)
 {
     char values[SMTP_XF_COUNT][SMTPD_XFORWARD_MAX + 1];
     const char *s = args;
 
+    if (!p->xforward_allowed)
+        return s_error(p, out, "550 5.7.0 Error: insufficient authorization");
     if (p->state == SMTPD_STATE_GREETED)
         return s_error(p, out, "503 5.5.1 Error: send HELO/EHLO first");
     if (p->state != SMTPD_STATE_READY)
@@ -301,6 +368,12 @@ static enum smtpd_action s_cmd_xforward(struct smtpd_proto *p, const char *args,
             return s_error(p, out, "501 5.5.4 Bad XFORWARD attribute value: too long");
         memcpy(values[i], eq + 1, len - nlen - 1);
         values[i][len - nlen - 1] = '\0';
+        if (!s_xforward_value_ok((unsigned)i, values[i])) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "501 5.5.4 Bad XFORWARD attribute value: %s",
+                     smtp_client_xforward_name((unsigned)i));
+            return s_error(p, out, msg);
+        }
         s += len;
     }
     memcpy(p->xforward, values, sizeof values); /* all or nothing */

@@ -55,6 +55,7 @@ struct smtpd_proto {
     struct smtpd_limits next;         /* for the next transaction */
     struct smtpd_limits lim;          /* of the current transaction */
     int errors;
+    bool xforward_allowed;            /* the client is in smtp.xforward_hosts (R8.5) */
     /* the transaction */
     char sender[SMTP_PATH_MAX + 1];   /* without <>; "" for the null sender */
     int64_t size;                     /* MAIL SIZE= value, -1 if not given */
@@ -67,6 +68,8 @@ struct smtpd_proto {
 
 void smtpd_proto_init(struct smtpd_proto *p, const char *hostname,
                       const struct smtpd_limits *lim);
+/* Whether this client may send XFORWARD (and sees it in the EHLO reply); default no. */
+void smtpd_proto_allow_xforward(struct smtpd_proto *p, bool allowed);
 /* New limits, in force from the next EHLO/MAIL on; a transaction keeps its own. */
 void smtpd_proto_set_limits(struct smtpd_proto *p, const struct smtpd_limits *lim);
 /* "220 …" greeting into out->reply. */

@@ -1,5 +1,6 @@
-/* Unit tests for smtp_data (DATA framing: terminator, dot-unstuffing, bare LF, split input,
- * size and line limits) and for the matching dot-stuffing encoder in smtp_client. R1.2 */
+/* Unit tests for smtp_data (DATA framing: terminator, dot-unstuffing, bare LF/CR in both modes,
+ * split input, size and line limits) and for the matching dot-stuffing encoder in smtp_client.
+ * R1.2, R8.5 */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@ struct decoded {
     char body[8192];
     size_t len;
     struct smtp_data d;
+    enum smtp_bare_mode mode; /* set before s_decode */
 };
 
 /* Feeds in as one chunk. */
@@ -29,7 +31,7 @@ static void s_decode(const char *in, size_t len, uint64_t max_size, uint64_t max
 {
     struct evbuffer *b = evbuffer_new();
 
-    smtp_data_init(&out->d, max_size, max_line);
+    smtp_data_init(&out->d, max_size, max_line, out->mode);
     out->st = smtp_data_feed(&out->d, in, len, &out->consumed, b);
     out->len = evbuffer_get_length(b);
     assert_true(out->len < sizeof out->body);
@@ -38,9 +40,10 @@ static void s_decode(const char *in, size_t len, uint64_t max_size, uint64_t max
     evbuffer_free(b);
 }
 
+/* In normalize mode (the tests of framing; reject mode has its own). */
 static void s_expect(const char *wire, const char *body)
 {
-    struct decoded r;
+    struct decoded r = { .mode = SMTP_BARE_NORMALIZE };
 
     s_decode(wire, strlen(wire), BIG, BIG, &r);
     assert_int_equal(r.st, SMTP_DATA_END);
@@ -71,25 +74,57 @@ static void test_dot_unstuffing(void **state)
     s_expect("a.\r\n.b.\r\n.\r\n", "a.\r\nb.\r\n"); /* dots elsewhere stay */
 }
 
-static void test_bare_lf(void **state)
+/* R8.5: only CRLF.CRLF ends the data; bare line ends are normalised to CRLF, and a "." line
+ * after one is content (the relay stuffs it), so nothing can be smuggled after it. */
+static void test_bare_lf_normalized(void **state)
 {
     (void)state;
     s_expect("a\nb\r\n.\r\n", "a\r\nb\r\n");
-    s_expect("a\r\n.\n", "a\r\n");               /* ".\n" also ends the message */
-    s_expect("a\n..b\n.\n", "a\r\n.b\r\n");
+    s_expect("a\r\n.\nb\r\n.\r\n", "a\r\n.\r\nb\r\n");     /* ".\n" is no end */
+    s_expect("a\n.\nMAIL FROM:<x@y>\r\n.\r\n",          /* the smuggling attempt */
+             "a\r\n.\r\nMAIL FROM:<x@y>\r\n");
+    s_expect("a\n.\r\nb\r\n.\r\n", "a\r\n.\r\nb\r\n");     /* bare LF, then ".\r\n" */
+    s_expect("a\n..b\r\n.\r\n", "a\r\n.b\r\n");
 }
 
-static void test_bare_cr_kept(void **state)
+static void test_bare_cr_normalized(void **state)
 {
     (void)state;
-    s_expect("a\rb\r\n.\r\n", "a\rb\r\n");
-    s_expect("a\r\r\n.\r\n", "a\r\r\n");
-    s_expect(".\rx\r\n.\r\n", "\rx\r\n");        /* ".\r" then not LF: not the end */
+    s_expect("a\rb\r\n.\r\n", "a\r\nb\r\n");
+    s_expect("a\r\r\n.\r\n", "a\r\n\r\n");
+    s_expect("a\r.\r\nb\r\n.\r\n", "a\r\n.\r\nb\r\n");     /* "\r.\r\n" is no end */
+    s_expect(".\rx\r\n.\r\n", ".\r\nx\r\n");             /* ".\r" then not LF */
+}
+
+/* Reject mode: the message is read to its true end, nothing is kept, the caller refuses it. */
+static void test_bare_rejected(void **state)
+{
+    static const char *const wires[] = {
+        "a\nb\r\n.\r\n", "a\rb\r\n.\r\n", "a\r\n.\nMAIL FROM:<x@y>\r\n.\r\n",
+        "a\r.\r\nRCPT TO:<z@y>\r\n.\r\n",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof wires / sizeof wires[0]; i++) {
+        struct decoded r = { .mode = SMTP_BARE_REJECT };
+        s_decode(wires[i], strlen(wires[i]), BIG, BIG, &r);
+        assert_int_equal(r.st, SMTP_DATA_END);
+        assert_int_equal(r.consumed, strlen(wires[i]));
+        assert_true(r.d.bare_newline);
+        assert_true(smtp_data_over_limit(&r.d));
+        assert_int_equal(r.len, 0);
+    }
+    {
+        struct decoded r = { .mode = SMTP_BARE_REJECT };
+        s_decode("clean\r\n.\r\n", 10, BIG, BIG, &r);
+        assert_false(smtp_data_over_limit(&r.d));
+        assert_string_equal(r.body, "clean\r\n");
+    }
 }
 
 static void test_not_terminated(void **state)
 {
-    struct decoded r;
+    struct decoded r = { .mode = SMTP_BARE_REJECT };
     const char *in = "a\r\n. \r\n.x\r\n";
 
     (void)state;
@@ -101,7 +136,7 @@ static void test_not_terminated(void **state)
 
 static void test_pipelined_bytes_left(void **state)
 {
-    struct decoded r;
+    struct decoded r = { .mode = SMTP_BARE_REJECT };
     const char *in = "a\r\n.\r\nMAIL FROM:<x@y>\r\n";
 
     (void)state;
@@ -115,7 +150,7 @@ static void test_pipelined_bytes_left(void **state)
 static void test_split_everywhere(void **state)
 {
     const char *in = "x\r\n..y\r\n.z\r\nbare\n.\r.\r\nend\r\n.\r\nQUIT\r\n";
-    const char *want = "x\r\n.y\r\nz\r\nbare\r\n\r.\r\nend\r\n";
+    const char *want = "x\r\n.y\r\nz\r\nbare\r\n.\r\n.\r\nend\r\n";
     size_t len = strlen(in), end = strlen(in) - strlen("QUIT\r\n");
 
     (void)state;
@@ -126,7 +161,7 @@ static void test_split_everywhere(void **state)
         char body[256];
         enum smtp_data_status st;
 
-        smtp_data_init(&d, BIG, BIG);
+        smtp_data_init(&d, BIG, BIG, SMTP_BARE_NORMALIZE);
         st = smtp_data_feed(&d, in, cut, &used1, b);
         if (st == SMTP_DATA_MORE) {
             assert_int_equal(used1, cut);
@@ -145,7 +180,7 @@ static void test_split_everywhere(void **state)
         char body[256] = { 0 };
         size_t i, used;
 
-        smtp_data_init(&d, BIG, BIG);
+        smtp_data_init(&d, BIG, BIG, SMTP_BARE_NORMALIZE);
         for (i = 0; i < len; i++)
             if (smtp_data_feed(&d, in + i, 1, &used, b) == SMTP_DATA_END)
                 break;
@@ -159,7 +194,7 @@ static void test_split_everywhere(void **state)
 /* Size counts the unstuffed message with CRLF line ends. */
 static void test_size_limit(void **state)
 {
-    struct decoded r;
+    struct decoded r = { .mode = SMTP_BARE_REJECT };
 
     (void)state;
     s_decode("12345678\r\n.\r\n", 13, 10, BIG, &r); /* exactly 10 bytes */
@@ -183,7 +218,7 @@ static void test_size_limit(void **state)
 static void test_line_limit(void **state)
 {
     char in[1100];
-    struct decoded r;
+    struct decoded r = { .mode = SMTP_BARE_REJECT };
 
     (void)state;
     memset(in, 'x', 1000);
@@ -244,7 +279,7 @@ static void test_round_trip(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         char wire[512], back[512];
-        struct decoded r;
+        struct decoded r = { .mode = SMTP_BARE_REJECT };
 
         s_stuff(bodies[i], wire, sizeof wire);
         s_decode(wire, strlen(wire), BIG, BIG, &r);
@@ -262,8 +297,9 @@ int main(void)
         cmocka_unit_test(test_simple),
         cmocka_unit_test(test_empty_message),
         cmocka_unit_test(test_dot_unstuffing),
-        cmocka_unit_test(test_bare_lf),
-        cmocka_unit_test(test_bare_cr_kept),
+        cmocka_unit_test(test_bare_lf_normalized),
+        cmocka_unit_test(test_bare_cr_normalized),
+        cmocka_unit_test(test_bare_rejected),
         cmocka_unit_test(test_not_terminated),
         cmocka_unit_test(test_pipelined_bytes_left),
         cmocka_unit_test(test_split_everywhere),

@@ -25,6 +25,7 @@ static int s_setup(void **state)
     static struct fx fx;
 
     smtpd_proto_init(&fx.p, "mx.test", &s_lim);
+    smtpd_proto_allow_xforward(&fx.p, true); /* a client in smtp.xforward_hosts */
     *state = &fx;
     return 0;
 }
@@ -310,6 +311,45 @@ static void test_xforward(void **state)
     assert_false(smtpd_proto_xforward_line(&f->p, 0x3f, line, sizeof line));
 }
 
+/* R8.5: a client outside smtp.xforward_hosts is not offered XFORWARD and cannot use it. */
+static void test_xforward_not_allowed(void **state)
+{
+    struct fx *f = *state;
+
+    smtpd_proto_allow_xforward(&f->p, false);
+    s_check(f, "EHLO up.test", SMTPD_ACT_REPLY,
+            "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-8BITMIME\r\n"
+            "250 ENHANCEDSTATUSCODES\r\n");
+    s_check(f, "XFORWARD ADDR=192.0.2.7", SMTPD_ACT_REPLY,
+            "550 5.7.0 Error: insufficient authorization\r\n");
+    assert_string_equal(f->p.xforward[1], "");
+}
+
+/* R8.5: values by XFORWARD's grammar; a bad one refuses the whole command. */
+static void test_xforward_grammar(void **state)
+{
+    struct fx *f = *state;
+    static const char *const bad[] = {
+        "XFORWARD ADDR=999.1.1.1",         "XFORWARD ADDR=evil.example",
+        "XFORWARD ADDR=IPv6:1.2.3.4",      "XFORWARD NAME=a<b>.example",
+        "XFORWARD SOURCE=ELSEWHERE",       "XFORWARD PROTO=E-SMTP",
+        "XFORWARD HELO=x+2",               "XFORWARD IDENT=a\x01b",
+        "XFORWARD NAME=ok.example ADDR=nope",
+    };
+
+    s_ehlo(f);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(s_feed(f, bad[i]), SMTPD_ACT_REPLY);
+        assert_memory_equal(f->r.reply, "501 5.5.4 Bad XFORWARD attribute value: ", 40);
+    }
+    assert_string_equal(f->p.xforward[0], ""); /* all or nothing */
+    s_check(f, "XFORWARD NAME=[UNAVAILABLE] ADDR=IPv6:2001:db8::1 PROTO=ESMTP SOURCE=LOCAL "
+               "HELO=[192.0.2.1]+20x",
+            SMTPD_ACT_REPLY, "250 2.0.0 Ok\r\n");
+    s_check(f, "XFORWARD ADDR=[TEMPUNAVAIL]", SMTPD_ACT_REPLY, "250 2.0.0 Ok\r\n");
+    s_check(f, "XFORWARD ADDR=::ffff:192.0.2.9", SMTPD_ACT_REPLY, "250 2.0.0 Ok\r\n");
+}
+
 /* A pipelined group, processed one command at a time with the downstream's answers in
  * between: the actions (and so the replies) come out in command order. */
 static void test_pipelining_order(void **state)
@@ -361,6 +401,8 @@ int main(void)
         cmocka_unit_test_setup(test_line_length, s_setup),
         cmocka_unit_test_setup(test_error_limit, s_setup),
         cmocka_unit_test_setup(test_xforward, s_setup),
+        cmocka_unit_test_setup(test_xforward_not_allowed, s_setup),
+        cmocka_unit_test_setup(test_xforward_grammar, s_setup),
         cmocka_unit_test_setup(test_pipelining_order, s_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
