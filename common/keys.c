@@ -1,7 +1,9 @@
 /* keys: see keys.h. */
 #include "keys.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,43 @@
 #include "fs.h"
 #include "log.h"
 #include "util.h"
+
+int keys_fingerprint(const char *z85, char out[KEYS_FP_LEN + 1])
+{
+    uint8_t bin[32], h[crypto_hash_sha256_BYTES];
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+
+    if (strlen(z85) != KEYS_Z85_LEN || zmq_z85_decode(bin, z85) == NULL)
+        return -1;
+    crypto_hash_sha256(h, bin, sizeof bin);
+    for (size_t i = 0; i < 16; i++) {
+        if (i > 0 && i % 2 == 0)
+            out[n++] = ':';
+        out[n++] = hex[h[i] >> 4];
+        out[n++] = hex[h[i] & 15];
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+int keys_fingerprint_equal(const char *typed, const char *canonical)
+{
+    const char *a = typed, *b = canonical;
+
+    for (;;) {
+        while (*a == ':')
+            a++;
+        while (*b == ':')
+            b++;
+        if (*a == '\0' || *b == '\0')
+            return *a == '\0' && *b == '\0';
+        if (tolower((unsigned char)*a) != *b)
+            return 0;
+        a++;
+        b++;
+    }
+}
 
 int keys_z85_valid(const char *s)
 {

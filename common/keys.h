@@ -21,4 +21,12 @@ int keys_load_public(const char *dir, const char *name, char out[KEYS_Z85_LEN + 
 /* True if s is a well-formed Z85 CURVE key. */
 int keys_z85_valid(const char *s);
 
+/* A key's fingerprint, what an administrator compares before approving an enrolment (R8.3):
+ * the first 16 bytes of SHA-256 over the raw 32-byte key, hex in groups of four,
+ * "3f2a:91c0:…" (39 characters). 0 ok, -1 if z85 is not a key. */
+#define KEYS_FP_LEN 39
+int keys_fingerprint(const char *z85, char out[KEYS_FP_LEN + 1]);
+/* Compares a fingerprint as typed (either case, colons optional) with the canonical form. */
+int keys_fingerprint_equal(const char *typed, const char *canonical);
+
 #endif

@@ -8,9 +8,8 @@
 
 #include "wire.h"
 
-static int s_common(void *s)
+static int s_common(void *s, int64_t max)
 {
-    int64_t max = WIRE_MSG_MAX + 1024; /* routing frames ride along */
     int zero = 0;
 
     return zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max) |
@@ -18,7 +17,7 @@ static int s_common(void *s)
 }
 
 void *link_server_socket(void *ctx, const struct curve_keypair *kp, const char *zap_domain,
-                         const char *endpoint, char *err, size_t errlen)
+                         const char *endpoint, int64_t max_msg, char *err, size_t errlen)
 {
     void *s = zmq_socket(ctx, ZMQ_ROUTER);
     int one = 1;
@@ -27,7 +26,7 @@ void *link_server_socket(void *ctx, const struct curve_keypair *kp, const char *
         snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
         return NULL;
     }
-    if (s_common(s) != 0 ||
+    if (s_common(s, max_msg) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, kp->secret_z85, KEYS_Z85_LEN) != 0 ||
         zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain)) != 0 ||
@@ -46,7 +45,7 @@ void *link_server_socket(void *ctx, const struct curve_keypair *kp, const char *
 }
 
 void *link_client_socket(void *ctx, const struct curve_keypair *kp, const char *server_public,
-                         const char *endpoint, char *err, size_t errlen)
+                         const char *endpoint, int64_t max_msg, char *err, size_t errlen)
 {
     void *s = zmq_socket(ctx, ZMQ_DEALER);
     int one = 1;
@@ -56,7 +55,7 @@ void *link_client_socket(void *ctx, const struct curve_keypair *kp, const char *
         return NULL;
     }
     /* IMMEDIATE: queue nothing for a parent we are not connected to; we resend ourselves. */
-    if (s_common(s) != 0 || zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
+    if (s_common(s, max_msg) != 0 || zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_public, KEYS_Z85_LEN) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, kp->public_z85, KEYS_Z85_LEN) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, kp->secret_z85, KEYS_Z85_LEN) != 0) {

@@ -69,6 +69,22 @@ static int s_check(const envelope_t *e)
     }
 }
 
+bool wire_is_enroll_request(const void *buf, size_t len)
+{
+    const uint8_t *b = buf;
+    uint64_t body = 0;
+    size_t i = 1;
+
+    if (len < 2 || len > WIRE_ENROL_MAX || b[0] != 0x0a) /* field 1, length-delimited */
+        return false;
+    for (unsigned shift = 0; i < len && shift < 14; shift += 7) { /* ≤ 2 bytes: < 16384 */
+        body |= (uint64_t)(b[i] & 0x7f) << shift;
+        if ((b[i++] & 0x80) == 0)
+            return body == len - i;
+    }
+    return false;
+}
+
 envelope_t *wire_unpack(const void *buf, size_t len)
 {
     envelope_t *e;

@@ -3,6 +3,7 @@
 #ifndef PORTCULLIS_WIRE_H
 #define PORTCULLIS_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,7 @@
 typedef Portcullis__Envelope envelope_t;
 
 #define WIRE_MSG_MAX (4u * 1024 * 1024) /* bytes: ZMQ_MAXMSGSIZE and unpack limit */
+#define WIRE_ENROL_MAX 1024             /* bytes: an EnrollRequest or EnrollReply envelope */
 #define WIRE_SETTINGS_MAX 4096          /* settings in one snapshot */
 #define WIRE_PATTERNS_MAX 64            /* pattern versions in Hello/Health */
 #define WIRE_RULES_MAX 1000             /* policy rules in one snapshot (POLICY_RULES_MAX) */
@@ -29,6 +31,9 @@ typedef Portcullis__Envelope envelope_t;
 #define WIRE_COMMAND_RCPT_MAX 10000     /* recipients of a release Command (R5.4) */
 #define WIRE_DETAIL_MAX (64u * 1024)    /* bytes of a CommandReply's detail JSON */
 
+/* True when buf is exactly one Envelope field 1 (enroll_request) of at most WIRE_ENROL_MAX
+ * bytes: the enrolment socket's check before anything is unpacked (R8.3). */
+bool wire_is_enroll_request(const void *buf, size_t len);
 /* NULL if too large, undecodable, or any count/length over its limit (logged at debug). */
 envelope_t *wire_unpack(const void *buf, size_t len);
 void wire_free(envelope_t **envp);

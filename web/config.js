@@ -32,6 +32,15 @@ PAGES.children = async (view) => {
     const d = r.detail;
     toast(name + ': ' + c + ' — ' + (r.ok === false ? 'failed' : 'done') + (d ? ': ' + (typeof d === 'object' ? JSON.stringify(d) : d) : ''));
   }
+  /* the fingerprint being typed for a pending child survives the page's refresh */
+  const typedFp = {};
+  function approveFp(c) {
+    const i = el('input', { class: 'mono', placeholder: 'key fingerprint from the child\'s log', size: 42,
+      testid: 'approve-fp-' + slug(c.name), disabled: !can('admin') });
+    i.value = typedFp[c.name] || '';
+    i.addEventListener('input', () => { typedFp[c.name] = i.value; });
+    return i;
+  }
   async function load() {
     let data;
     try { data = await api('GET', '/children'); } catch (e) { clear(list).append(errorBox(e)); return; }
@@ -47,8 +56,11 @@ PAGES.children = async (view) => {
       { label: 'Config', fmt: c => fmtValue(c.config_version !== undefined ? c.config_version : c.applied_config_version) },
       { label: 'Last seen', fmt: c => fmtTime(c.last_heartbeat || c.last_seen) },
       { label: 'Actions', fmt: c => el('div', { class: 'actions' },
+        /* R8.3: the administrator types the fingerprint the child logged; the parent compares */
+        (c.enrolment || c.status) === 'pending' ? approveFp(c) : null,
         (c.enrolment || c.status) === 'pending' ? actBtn('admin', 'Approve', { class: 'primary', testid: 'approve-' + slug(c.name) }, async () => {
-          await api('POST', '/children/' + enc(c.name) + '/approve'); toast(c.name + ' approved'); await load(); }) : null,
+          const fp = document.querySelector('[data-testid="approve-fp-' + slug(c.name) + '"]').value.trim();
+          await api('POST', '/children/' + enc(c.name) + '/approve', { fingerprint: fp }); toast(c.name + ' approved'); await load(); }) : null,
         (c.enrolment || c.status) === 'pending' ? null : ['flush', 'reload', 'purge', 'apply-mta'].map(k => actBtn('operator', k, { testid: 'cmd-' + k + '-' + slug(c.name) }, () => cmd(c.name, k))),
         confirmBtn('admin', 'Remove', { testid: 'remove-' + slug(c.name) }, async () => {
           await api('DELETE', '/children/' + enc(c.name)); toast(c.name + ' removed'); await load(); })) },

@@ -126,12 +126,13 @@ static int s_send(struct manager *m, const envelope_t *env)
 
 static int s_ship_send(void *arg, const envelope_t *env) { return s_send(arg, env); }
 
-static void s_open(struct manager *m, const char *endpoint)
+static void s_open(struct manager *m, const char *endpoint, int64_t max_msg)
 {
     char err[512];
 
     link_close(&m->sock);
-    m->sock = link_client_socket(m->ctx, &m->keys, m->parent_public, endpoint, err, sizeof err);
+    m->sock = link_client_socket(m->ctx, &m->keys, m->parent_public, endpoint, max_msg, err,
+                                 sizeof err);
     if (m->sock == NULL)
         log_err("%s", err);
 }
@@ -154,7 +155,7 @@ static void s_send_enrol(struct manager *m)
 static void s_enter_enrol(struct manager *m)
 {
     m->state = LINK_ENROL;
-    s_open(m, conf_get(m->conf, "parent_enrol"));
+    s_open(m, conf_get(m->conf, "parent_enrol"), LINK_ENROL_MSG_MAX);
     s_send_enrol(m);
 }
 
@@ -181,7 +182,7 @@ static void s_send_hello(struct manager *m)
 static void s_enter_linking(struct manager *m)
 {
     m->state = LINK_LINKING;
-    s_open(m, conf_get(m->conf, "parent_cluster"));
+    s_open(m, conf_get(m->conf, "parent_cluster"), LINK_CLUSTER_MSG_MAX);
     m->last_rx_ms = now_ms();
     s_send_hello(m);
 }
@@ -211,8 +212,13 @@ static void s_enrol_reply(struct manager *m, const Portcullis__EnrollReply *r)
         s_enter_linking(m);
         return;
     case PORTCULLIS__ENROLL_REPLY__STATUS__PENDING:
-        if (changed)
-            log_warn("enrolment pending name=%s: %s", m->name, r->message);
+        if (changed) {
+            char fp[KEYS_FP_LEN + 1] = "?";
+            (void)keys_fingerprint(m->keys.public_z85, fp);
+            log_warn("enrolment pending name=%s key fingerprint=%s: %s (approve with "
+                     "`portcullis child approve %s --fingerprint %s` after comparing)",
+                     m->name, fp, r->message, m->name, fp);
+        }
         m->state_until_ms = now_ms() + MANAGER_ENROL_RETRY_MS;
         return;
     default:

@@ -48,7 +48,9 @@ json_t *admin_mta_timetable(PGconn *c, int64_t failure_at, int64_t first_run, ch
 /* --- children and enrolment (R7.1) ------------------------------------------------------- */
 /* Makes a one-time token for NAME, valid ADMIN_TOKEN_TTL_HOURS; token gets ADMIN_TOKEN_HEX+1. */
 int admin_enroll_token(PGconn *c, const char *name, char *token, char *err, size_t errlen);
-int admin_child_approve(PGconn *c, const char *name, char *err, size_t errlen);
+/* Approves the pending child NAME if fingerprint (required) is that of its key (R8.3). */
+int admin_child_approve(PGconn *c, const char *name, const char *fingerprint, char *err,
+                        size_t errlen);
 int admin_child_remove(PGconn *c, const char *name, char *err, size_t errlen);
 bool admin_child_name_valid(const char *name);
 /* admin_enroll_token plus what a new child's child.conf needs, from the parent's parent.conf

@@ -100,24 +100,52 @@ json_t *admin_enroll_offer(PGconn *c, const conf_t *conf, const char *name, char
     return o;
 }
 
-int admin_child_approve(PGconn *c, const char *name, char *err, size_t errlen)
+int admin_child_approve(PGconn *c, const char *name, const char *fingerprint, char *err,
+                        size_t errlen)
 {
-    const char *p[] = { name };
+    char key[KEYS_Z85_LEN + 1], fp[KEYS_FP_LEN + 1];
+    const char *p[] = { name, key };
     PGresult *r;
     int n;
 
     if (s_check_name(name, err, errlen) != 0)
         return -1;
+    if (fingerprint == NULL || fingerprint[0] == '\0') {
+        snprintf(err, errlen, "the key fingerprint is required (R8.3): compare the one `portcullis "
+                              "child list` shows for %s with the child's log line 'enrolment "
+                              "pending … key fingerprint=…' and give it with --fingerprint", name);
+        return -1;
+    }
+    r = db_query(c, "SELECT public_key FROM children WHERE name = $1 AND enrolment = 'pending' "
+                    "AND public_key IS NOT NULL", 1, p, err, errlen);
+    if (r == NULL)
+        return -1;
+    n = PQntuples(r);
+    if (n == 1)
+        strlcpy_p(key, PQgetvalue(r, 0, 0), sizeof key);
+    PQclear(r);
+    if (n == 0) {
+        snprintf(err, errlen, "no pending child named '%s' (see `portcullis child list`)", name);
+        return -1;
+    }
+    if (keys_fingerprint(key, fp) != 0 || !keys_fingerprint_equal(fingerprint, fp)) {
+        snprintf(err, errlen, "the fingerprint '%.48s' is not that of the key waiting as %s "
+                              "(%s): nothing approved; if the child's log shows another, a "
+                              "stranger asked first — `portcullis child remove %s`",
+                 fingerprint, name, fp, name);
+        return -1;
+    }
     r = db_query(c, "UPDATE children SET enrolment = 'enrolled', enrolled_at = now() "
-                    "WHERE name = $1 AND enrolment = 'pending' AND public_key IS NOT NULL "
-                    "RETURNING id", 1, p, err, errlen);
+                    "WHERE name = $1 AND enrolment = 'pending' AND public_key = $2 "
+                    "RETURNING id", 2, p, err, errlen);
     if (r == NULL)
         return -1;
     n = PQntuples(r);
     if (n == 1) {
-        char msg[128];
+        char msg[192];
         const char *id = PQgetvalue(r, 0, 0);
-        snprintf(msg, sizeof msg, "child %s approved by an administrator", name);
+        snprintf(msg, sizeof msg, "child %s approved by an administrator (key fingerprint %s)",
+                 name, fp);
         db_event(c, "cluster", "info", id, msg);
     }
     PQclear(r);
@@ -272,9 +300,12 @@ json_t *admin_status(PGconn *c, char *err, size_t errlen)
         if (!PQgetisnull(r, i, 9))
             health = json_loads(PQgetvalue(r, i, 9), 0, NULL);
         json_object_set_new(o, "health", health != NULL ? health : json_null());
-        /* The key's first characters let an administrator compare before approving. */
-        if (!PQgetisnull(r, i, 10))
-            json_object_set_new(o, "key_fingerprint", json_stringn(PQgetvalue(r, i, 10), 8));
+        /* What an administrator compares with the child's log before approving (R8.3). */
+        if (!PQgetisnull(r, i, 10)) {
+            char fp[KEYS_FP_LEN + 1];
+            if (keys_fingerprint(PQgetvalue(r, i, 10), fp) == 0)
+                json_object_set_new(o, "key_fingerprint", json_string(fp));
+        }
         json_array_append_new(arr, o);
     }
     PQclear(r);

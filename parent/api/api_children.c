@@ -73,16 +73,19 @@ static void s_enroll(struct api_req *rq, struct api_resp *rs)
     api_ok(rs, o);
 }
 
-/* POST /children/{name}/approve: a pending child is let in. */
+/* POST /children/{name}/approve {fingerprint}: a pending child is let in if the
+ * administrator names its key's fingerprint (R8.3). */
 static void s_approve(struct api_req *rq, struct api_resp *rs)
 {
+    static const char *const allowed[] = { "fingerprint", NULL };
     char err[CHILDREN_ERR_MAX];
-    const char *name = rq->params[0];
+    const char *name = rq->params[0], *fp;
 
     snprintf(rs->target, sizeof rs->target, "%s", name);
-    if (api_body_only(rq, rs, (const char *const[]){ NULL }) != 0)
+    if (api_body_only(rq, rs, allowed) != 0 ||
+        api_body_string(rq, rs, "fingerprint", true, &fp) != 0)
         return;
-    if (admin_child_approve(rq->db, name, err, sizeof err) != 0) {
+    if (admin_child_approve(rq->db, name, fp, err, sizeof err) != 0) {
         s_fail(rs, err);
         return;
     }

@@ -47,7 +47,9 @@ static void s_usage(FILE *f)
         "  settings set SECTION.NAME VALUE      change a setting (new configuration version)\n"
         "  child list [--json]                  children and their enrolment\n"
         "  child enroll-token NAME              one-time token for a new child's child.conf\n"
-        "  child approve NAME                   let a pending child in\n"
+        "  child approve NAME --fingerprint F   let a pending child in (F: its key's\n"
+        "                                       fingerprint, from `child list`, compared\n"
+        "                                       with the child's log)\n"
         "  child remove NAME                    forget a child and its key\n"
         "  child flush NAME [--json]            flush the child's upstream MTA queue now (R7.4)\n"
         "  child reload NAME [--json]           the child's scan service reloads its signatures\n"
@@ -126,6 +128,10 @@ static int cmd_status(struct cli *c)
                s_str(ch, "state"), s_str(ch, "address"), s_str(ch, "last_heartbeat"), ver,
                json_is_object(h) ? s_str(h, "scan_service") : "-",
                json_is_object(h) ? s_str(h, "scan_method") : "-", mpm);
+        if (strcmp(s_str(ch, "state"), "pending") == 0)
+            printf("  ? waiting for approval, key fingerprint %s: `portcullis child approve %s "
+                   "--fingerprint …` once it matches the child's log\n",
+                   s_str(ch, "key_fingerprint"), s_str(ch, "name"));
         if (json_is_string(json_object_get(ch, "config_error")))
             printf("  ! configuration refused: %s\n", s_str(ch, "config_error"));
         if (json_is_object(h) && json_object_size(json_object_get(h, "patterns")) > 0) {
@@ -265,6 +271,12 @@ static int cmd_child(struct cli *c, int argc, char **argv)
 
     if (argc >= 1 && strcmp(argv[0], "list") == 0)
         return cmd_status(c);
+    if (argc == 4 && strcmp(argv[0], "approve") == 0 && strcmp(argv[2], "--fingerprint") == 0) {
+        if (admin_child_approve(c->db, argv[1], argv[3], err, sizeof err) != 0)
+            return s_fail(err);
+        printf("child %s approved: it connects at its next enrolment attempt\n", argv[1]);
+        return 0;
+    }
     if (argc != 2) {
         s_usage(stderr);
         return EXIT_USAGE;
@@ -274,10 +286,9 @@ static int cmd_child(struct cli *c, int argc, char **argv)
     if (s_child_verb(argv[0]))
         return cmd_child_command(c, argv[0], argv[1]);
     if (strcmp(argv[0], "approve") == 0) {
-        if (admin_child_approve(c->db, argv[1], err, sizeof err) != 0)
-            return s_fail(err);
-        printf("child %s approved: it connects at its next enrolment attempt\n", argv[1]);
-        return 0;
+        (void)admin_child_approve(c->db, argv[1], NULL, err, sizeof err);
+        fprintf(stderr, "portcullis: %s\n", err);
+        return EXIT_USAGE;
     }
     if (strcmp(argv[0], "remove") == 0) {
         if (admin_child_remove(c->db, argv[1], err, sizeof err) != 0)

@@ -686,13 +686,18 @@ static void s_enrol_input(cluster_t *c)
             continue;
         s_meta(&payload, "User-Id", key, sizeof key);
         s_meta(&payload, "Peer-Address", address, sizeof address);
-        env = wire_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
-        zmq_msg_close(&payload);
-        if (env == NULL || env->body_case != PORTCULLIS__ENVELOPE__BODY_ENROLL_REQUEST) {
-            log_warn("enrolment socket: unexpected message from %s; dropped", address);
-            wire_free(&env);
+        /* Only a small EnrollRequest is ever decoded here (R8.3): anyone may connect. */
+        env = wire_is_enroll_request(zmq_msg_data(&payload), zmq_msg_size(&payload))
+                  ? wire_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload))
+                  : NULL;
+        if (env == NULL) {
+            if (s_refusal_log_allowed(c))
+                log_warn("enrolment socket: %zu-byte message from %s is not an enrolment "
+                         "request; dropped", zmq_msg_size(&payload), address);
+            zmq_msg_close(&payload);
             continue;
         }
+        zmq_msg_close(&payload);
         Portcullis__EnrollReply reply = PORTCULLIS__ENROLL_REPLY__INIT;
         envelope_t out = PORTCULLIS__ENVELOPE__INIT;
         if (!s_db_ok(c)) {
@@ -767,10 +772,12 @@ cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errl
         goto fail;
     }
     c->router = link_server_socket(c->ctx, opt->keys, LINK_ZAP_CLUSTER, opt->cluster_endpoint,
+                                   LINK_CLUSTER_MSG_MAX,
                                    err, errlen);
     if (c->router == NULL)
         goto fail;
-    c->enrol = link_server_socket(c->ctx, opt->keys, LINK_ZAP_ENROL, opt->enrol_endpoint, err,
+    c->enrol = link_server_socket(c->ctx, opt->keys, LINK_ZAP_ENROL, opt->enrol_endpoint,
+                                  LINK_ENROL_MSG_MAX, err,
                                   errlen);
     if (c->enrol == NULL)
         goto fail;

@@ -235,9 +235,12 @@ const SCENARIOS = {
    * make an enrolment token for a new one (ENROL: the child.conf lines are shown), then remove
    * the approved child again (two clicks). */
   async children(page) {
-    const approve = need('APPROVE'), enrol = need('ENROL');
+    const approve = need('APPROVE'), fp = need('APPROVE_FP'), enrol = need('ENROL');
     const row = n => `[data-testid="children-row-${n}"]`;
     await go(page, '#/children', `approve-${approve}`);
+    const shown = await page.textContent(row(approve));
+    check(shown.includes(fp), `the children page does not show ${approve}'s key fingerprint ${fp}:\n${shown}`);
+    await page.fill(tid(`approve-fp-${approve}`), fp);
     await page.click(tid(`approve-${approve}`));
     await waitFor(page, `${approve} to be enrolled and up on the children page`,
       sel => { const r = document.querySelector(sel); return !!r && r.dataset.enrolment === 'enrolled' && r.dataset.state === 'up'; },

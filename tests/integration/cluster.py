@@ -2,12 +2,15 @@
 starts a whole cluster (database reset, downstream Postfix, parent, token-enrolled children,
 upstream Postfix filtering through them) and stops everything it started."""
 
+import hashlib
 import json
 import os
 import re
 import shlex
 import subprocess
 import uuid
+
+from zmq.utils import z85
 
 import signatures
 from mta import PostfixInstance
@@ -145,6 +148,14 @@ class Child:
                 return f.read()
         except FileNotFoundError:
             return None
+
+    def fingerprint(self):
+        """The fingerprint of this child's key, worked out here from child.pub (R8.3: SHA-256
+        of the raw key, first 16 bytes, hex in groups of four)."""
+        pub = self.public_key_file()
+        if pub is None:
+            raise HarnessError(f"{self.name}: no child.pub yet")
+        return key_fingerprint(pub.decode().strip())
 
     def stop(self):
         self.proc.stop()
@@ -329,6 +340,11 @@ class Cluster:
                 out[f"postfix-{pf.name}"] = pf.log_path
         out["postgres"] = self.pg.log_path
         return out
+
+
+def key_fingerprint(z85_key):
+    h = hashlib.sha256(z85.decode(z85_key.encode())).hexdigest()[:32]
+    return ":".join(h[i:i + 4] for i in range(0, 32, 4))
 
 
 def curve_key(text):

@@ -553,8 +553,11 @@ def test_approve_command_to_down_child_and_remove(cluster, api):
     child = cluster.add_child("child4", token=False)
     wait_until(lambda: (_names(cluster).get("child4") or {}).get("enrolment") == "pending",
                20, "child4 pending")
-    assert "no pending child" in _bad(api["admin"].post(f"{V1}/children/child9/approve"), 404)
-    _ok(api["admin"].post(f"{V1}/children/child4/approve"))
+    fp = {"fingerprint": child.fingerprint()}
+    assert "no pending child" in _bad(api["admin"].post(f"{V1}/children/child9/approve",
+                                                        body=fp), 404)
+    _bad(api["admin"].post(f"{V1}/children/child4/approve"), 400)  # R8.3: no fingerprint
+    _ok(api["admin"].post(f"{V1}/children/child4/approve", body=fp))
     cluster.wait_child_state("child4", "up", CHILD_UP_S)
     assert _audit(cluster, "child approve", "child4", "admin")[-1][1] == "ok"
 

@@ -259,12 +259,12 @@ def test_children_page_approve_enrol_remove(cluster, users):
     it come up, makes an enrolment token for a new child (the child.conf lines with the token
     are shown) and removes the approved child again; the CLI's child list agrees. Last in the
     file: it adds (and stops) child3."""
-    cluster.add_child("child3", token=False)
+    child = cluster.add_child("child3", token=False)
     wait_until(lambda: (cluster.child_status("child3") or {}).get("enrolment") == "pending",
                30, "child3 to be pending")
     try:
         r = run_console(cluster, users["admin"], ["children"], APPROVE="child3",
-                        ENROL="child4")["children"]
+                        APPROVE_FP=child.fingerprint(), ENROL="child4")["children"]
     finally:
         cluster.children.pop("child3").stop()
     assert r["removed"] == "child3" and r["conf_lines"] >= 5

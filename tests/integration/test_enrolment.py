@@ -109,7 +109,7 @@ def test_r7_child_without_token_pending_until_approved(cluster):
     assert seen and child.proc.running()
     assert not re.search(r"link up", child.proc.log_since(child.mark))
 
-    cluster.cli_ok("child", "approve", "child3")
+    cluster.cli_ok("child", "approve", "child3", "--fingerprint", child.fingerprint())
     c = cluster.wait_child_state("child3", "up", 30)
     assert c.get("enrolment") == "enrolled", c
     version = cluster.status()["config_version"]

@@ -227,3 +227,185 @@ def test_r8_5_session_deadline(cluster, child):
         c.close()
     finally:
         set_setting(cluster, "smtp.session_timeout_s", 3600)
+
+
+# -- enrolment (R8.3) ---------------------------------------------------------------------------
+
+def _varint(n):
+    out = b""
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def _field(num, data):
+    return _varint(num << 3 | 2) + _varint(len(data)) + data
+
+
+def _enroll_request(name, token=""):
+    inner = _field(1, name.encode()) + (_field(2, token.encode()) if token else b"")
+    return _field(1, inner)  # Envelope.enroll_request
+
+
+def _parse_fields(buf):
+    """{field number: value} of a protobuf message (varints and length-delimited only)."""
+    out, i = {}, 0
+    while i < len(buf):
+        key, shift = 0, 0
+        while True:
+            b = buf[i]
+            i += 1
+            key |= (b & 0x7f) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        num, wt = key >> 3, key & 7
+        val, shift = 0, 0
+        while True:
+            b = buf[i]
+            i += 1
+            val |= (b & 0x7f) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        if wt == 2:
+            out[num] = buf[i:i + val]
+            i += val
+        else:
+            out[num] = val
+    return out
+
+
+STATUS = {1: "enrolled", 2: "pending", 3: "refused"}
+
+
+class Stranger:
+    """Someone on the network with a CURVE key of their own, talking to the enrolment socket
+    with the parent's public key (which is no secret)."""
+
+    def __init__(self, cluster):
+        import zmq
+        self.zmq = zmq
+        self.ctx = zmq.Context.instance()
+        self.public, secret = zmq.curve_keypair()
+        self.s = self.ctx.socket(zmq.DEALER)
+        self.s.curve_secretkey = secret
+        self.s.curve_publickey = self.public
+        self.s.curve_serverkey = cluster.parent_public_key().encode()
+        self.s.linger = 0
+        self.s.connect(cluster.parent.enrol_endpoint)
+
+    def fingerprint(self):
+        from cluster import key_fingerprint
+        return key_fingerprint(self.public.decode())
+
+    def send(self, payload):
+        self.s.send(payload)
+
+    def ask(self, payload, timeout=10):
+        """Sends payload; returns (status, message) of the EnrollReply, or None on silence."""
+        self.send(payload)
+        if not self.s.poll(timeout * 1000):
+            return None
+        env = _parse_fields(self.s.recv())
+        reply = _parse_fields(env.get(2, b""))
+        return STATUS.get(reply.get(1)), reply.get(2, b"").decode()
+
+    def close(self):
+        self.s.close()
+
+
+def _pending_key_fp(cluster, name):
+    c = cluster.child_status(name)
+    return c and c.get("enrolment") == "pending" and c.get("key_fingerprint")
+
+
+def test_r8_3_pending_key_never_replaced(cluster):
+    """R8.3: a token-less request for a name that is already pending with another key is
+    refused and the pending row keeps the first key; approval needs the fingerprint of that
+    key — a wrong one (the stranger's) approves nothing, the right one lets the child in."""
+    child = cluster.add_child("child5", token=False)
+    try:
+        fp = wait_until(lambda: _pending_key_fp(cluster, "child5"), 30, "child5 pending")
+        assert fp == child.fingerprint()
+        st = Stranger(cluster)
+        try:
+            status, msg = st.ask(_enroll_request("child5"))
+            assert status == "refused" and "already requested by another key" in msg, msg
+            assert _pending_key_fp(cluster, "child5") == fp, "the pending key was replaced"
+            rc, _, err = cluster.cli("child", "approve", "child5", "--fingerprint",
+                                     st.fingerprint())
+            assert rc != 0 and "not that of the key" in err, (rc, err)
+            rc, _, err = cluster.cli("child", "approve", "child5")
+            assert rc == 2 and "fingerprint is required" in err, (rc, err)
+            assert cluster.child_status("child5")["enrolment"] == "pending"
+            # the stranger's key was never let into the cluster domain
+            assert cluster.pg.query("SELECT count(*) FROM children WHERE public_key = %s",
+                                    (st.public.decode(),)) == [(0,)]
+        finally:
+            st.close()
+        cluster.cli_ok("child", "approve", "child5", "--fingerprint", fp.upper().replace(":", ""))
+        cluster.wait_child_state("child5", "up", 30)
+    finally:
+        cluster.children.pop("child5").stop()
+        cluster.cli_ok("child", "remove", "child5")
+
+
+def test_r8_3_pending_requests_capped_per_address(cluster):
+    """R8.3: new pending requests from one address are capped (5 within an hour): the sixth
+    name is refused and creates no row; a refreshed request of an existing name still works."""
+    names = [f"flood{i}" for i in range(8)]
+    strangers = [Stranger(cluster) for _ in names]
+    try:
+        answers = [st.ask(_enroll_request(n)) for st, n in zip(strangers, names)]
+        states = [a[0] if a else None for a in answers]
+        assert states[:5] == ["pending"] * 5, answers
+        assert states[5:] == ["refused"] * 3, answers
+        assert "too many enrolment requests" in answers[5][1]
+        rows = cluster.pg.query("SELECT name FROM children WHERE name LIKE 'flood%%' ORDER BY 1")
+        assert [r[0] for r in rows] == names[:5]
+        assert strangers[0].ask(_enroll_request(names[0]))[0] == "pending"
+    finally:
+        for st in strangers:
+            st.close()
+        for n in names[:5]:
+            cluster.cli("child", "remove", n)
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_r8_3_enrol_socket_takes_only_small_enroll_requests(cluster):
+    """R8.3: the enrolment socket is open to any key, so it decodes nothing but a bounded
+    EnrollRequest: a 4 MiB frame is cut off by ZMQ_MAXMSGSIZE (the parent's memory stays put)
+    and a small message of another type is dropped before unpacking; a valid request from the
+    same stranger afterwards is answered."""
+    pid = cluster.parent.proc.pid
+    rss0 = _rss_kb(pid)
+    mark = cluster.parent.proc.log_mark()
+    for _ in range(3):
+        st = Stranger(cluster)
+        st.send(_field(1, _field(1, b"x" * (4 * 1024 * 1024))))
+        assert st.s.poll(1000) == 0, "a 4 MiB frame was answered"
+        st.close()
+    st = Stranger(cluster)
+    try:
+        hello = _field(3, _field(1, b"child1"))  # Envelope.hello
+        st.send(hello)
+        wait_until(lambda: "is not an enrolment request" in cluster.parent.proc.log_since(mark),
+                   10, "the parent to drop the non-enrolment message")
+        assert st.s.poll(500) == 0
+        assert st.ask(_enroll_request("bad name!"))[0] == "refused"
+    finally:
+        st.close()
+    grew = _rss_kb(pid) - rss0
+    assert grew < 40 * 1024, f"the parent grew by {grew} KiB"
