@@ -251,32 +251,28 @@ def _enroll_request(name, token=""):
     return _field(1, inner)  # Envelope.enroll_request
 
 
+def _read_varint(buf, i):
+    val, shift = 0, 0
+    while True:
+        b = buf[i]
+        i += 1
+        val |= (b & 0x7f) << shift
+        shift += 7
+        if not b & 0x80:
+            return val, i
+
+
 def _parse_fields(buf):
     """{field number: value} of a protobuf message (varints and length-delimited only)."""
     out, i = {}, 0
     while i < len(buf):
-        key, shift = 0, 0
-        while True:
-            b = buf[i]
-            i += 1
-            key |= (b & 0x7f) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        num, wt = key >> 3, key & 7
-        val, shift = 0, 0
-        while True:
-            b = buf[i]
-            i += 1
-            val |= (b & 0x7f) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        if wt == 2:
-            out[num] = buf[i:i + val]
+        key, i = _read_varint(buf, i)
+        val, i = _read_varint(buf, i)
+        if key & 7 == 2:
+            out[key >> 3] = buf[i:i + val]
             i += val
         else:
-            out[num] = val
+            out[key >> 3] = val
     return out
 
 
