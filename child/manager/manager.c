@@ -40,7 +40,6 @@
 #define MANAGER_ENROL_RETRY_MS 2000     /* resend an unanswered or pending enrolment request */
 #define MANAGER_REFUSED_RETRY_MS 30000  /* after a refusal: the administrator has to act */
 #define MANAGER_CONNECT_RETRY_MS 200   /* resend while the connection is being made */
-#define MANAGER_METHOD_RESEND_MS 5000  /* until the parent's configuration reflects it */
 #define MANAGER_RATE_WINDOW 61          /* one-second samples kept for messages per minute */
 
 static const struct conf_key s_conf_keys[] = {
@@ -70,8 +69,6 @@ struct manager {
     char config_path[4096], hostname[256];
     settings_t *settings;            /* in force; version 0 = defaults, never configured */
     uint64_t pending_ack;            /* version sent to the scan service, awaiting its word */
-    envelope_t *method_changed;      /* scan-method change the parent has not recorded yet */
-    uint64_t method_sent_ms;
 
     void *ctx, *sock;
     enum link_state state;
@@ -97,7 +94,6 @@ struct manager {
 
 static int s_sigpipe[2] = { -1, -1 };
 
-static void s_method_check_recorded(struct manager *m);
 
 static void s_on_signal(int sig)
 {
@@ -283,7 +279,6 @@ static void s_config(struct manager *m, envelope_t *env)
     quota_set_areas(m->quota, snap->areas, snap->n_areas);
     log_info("configuration version=%" PRIu64 " stored", snap->version);
     update_config(m->upd, snap); /* a new component version starts downloading */
-    s_method_check_recorded(m);
     {
         /* A shorter health interval takes effect now, not after the old one has run out. */
         uint64_t next = now_ms() + 1000u * (uint64_t)settings_int(s, SETTING_CLUSTER_HEALTH_INTERVAL_S);
@@ -295,33 +290,6 @@ static void s_config(struct manager *m, envelope_t *env)
         m->pending_ack = snap->version;
     else
         s_ack(m, snap->version, true, NULL);
-}
-
-/* A scan-method change is kept and sent again every MANAGER_METHOD_RESEND_MS until the
- * parent's configuration shows it recorded: a ZeroMQ send is no proof of delivery (a parent
- * restarting within the liveness window loses what was in flight). */
-static void s_send_method_changed(struct manager *m)
-{
-    if (m->method_changed == NULL || m->state != LINK_UP)
-        return;
-    if (s_send(m, m->method_changed) == 0)
-        m->method_sent_ms = now_ms();
-}
-
-static bool s_method_is_smart(const envelope_t *env)
-{
-    return strcmp(env->scan_method_changed->method, "smart") == 0;
-}
-
-/* The parent's configuration says what we reported: recorded, stop sending. */
-static void s_method_check_recorded(struct manager *m)
-{
-    if (m->method_changed == NULL ||
-        settings_bool(m->settings, SETTING_SMART_SCAN_ENABLED) != s_method_is_smart(m->method_changed))
-        return;
-    log_info("scan method change to %s recorded by the parent (configuration version=%" PRIu64 ")",
-             m->method_changed->scan_method_changed->method, settings_version(m->settings));
-    wire_free(&m->method_changed);
 }
 
 /* Handles one envelope from the scan service; true if it kept env (caller must not free). */
@@ -336,15 +304,6 @@ static bool s_scan_message(struct manager *m, envelope_t *env)
         m->scan.stats = env->scan_stats;
         env->scan_stats = NULL;
         supervise_on_stats(m->sup);
-        /* An administrator's decision since then (the scan service follows the setting and
-         * says so in its stats) makes a pending report obsolete. */
-        if (m->method_changed != NULL && m->scan.stats->scan_method != NULL &&
-            m->scan.stats->scan_method[0] != '\0' &&
-            strcmp(m->scan.stats->scan_method, m->method_changed->scan_method_changed->method) != 0) {
-            log_info("pending scan method change to %s dropped: the scan service now uses %s",
-                     m->method_changed->scan_method_changed->method, m->scan.stats->scan_method);
-            wire_free(&m->method_changed);
-        }
         env->body_case = PORTCULLIS__ENVELOPE__BODY__NOT_SET;
         break;
     case PORTCULLIS__ENVELOPE__BODY_CONFIG_APPLIED: {
@@ -359,15 +318,21 @@ static bool s_scan_message(struct manager *m, envelope_t *env)
         s_ack(m, a->ok ? a->version : a->refused_version, a->ok, a->error);
         break;
     }
-    case PORTCULLIS__ENVELOPE__BODY_SCAN_METHOD_CHANGED:
-        /* R2.3/R2.4: the parent records it (setting, event). With the link down the latest
-         * change waits and goes out as soon as the link is up again. */
-        log_warn("scan method changed to %s: %s", env->scan_method_changed->method,
-                 env->scan_method_changed->reason);
-        wire_free(&m->method_changed);
-        m->method_changed = env;
-        s_send_method_changed(m);
-        return true;
+    case PORTCULLIS__ENVELOPE__BODY_SCAN_METHOD_CHANGED: {
+        /* R2.3/R2.4, R8.4: this child's own state — shown in its Health, never a fleet
+         * setting. The event (and the administrator's mail) goes through the manager's spool,
+         * so a switch while the parent is away is shipped once the link is back. */
+        const Portcullis__ScanMethodChanged *mc = env->scan_method_changed;
+        bool smart = strcmp(mc->method, "smart") == 0;
+        char subject[160];
+        log_warn("scan method changed to %s: %s", mc->method, mc->reason);
+        snprintf(subject, sizeof subject, "Portcullis: child %s switched to %s scan", m->name,
+                 smart ? "smart" : "conventional");
+        mreport_event(m->mrep, "system", "warning", true, subject,
+                      "child %s switched to %s scan: %.300s", m->name,
+                      smart ? "smart" : "conventional", mc->reason);
+        break;
+    }
     default:
         log_warn("scan service sent an unexpected %s; ignored", wire_body_name(env));
         break;
@@ -533,7 +498,6 @@ static void s_parent_input(struct manager *m)
             report_ship_reset(m->ship);
             report_ship_reset(m->mship);
             log_info("link up with parent %s", conf_get(m->conf, "parent_cluster"));
-            s_send_method_changed(m);
         }
         switch (env->body_case) {
         case PORTCULLIS__ENVELOPE__BODY_CONFIG:
@@ -588,8 +552,6 @@ static void s_timers(struct manager *m)
                 m->next_health_ms = now + 1000u * (uint64_t)settings_int(m->settings,
                                                                           SETTING_CLUSTER_HEALTH_INTERVAL_S);
             }
-            if (m->method_changed != NULL && now - m->method_sent_ms >= MANAGER_METHOD_RESEND_MS)
-                s_send_method_changed(m);
             if (now - m->last_tx_ms >= LINK_HEARTBEAT_MS) {
                 Portcullis__Heartbeat hb = PORTCULLIS__HEARTBEAT__INIT;
                 envelope_t env = PORTCULLIS__ENVELOPE__INIT;
@@ -805,7 +767,6 @@ int manager_main(const char *conf_path)
     mreport_close(&m.mrep);
     zmq_ctx_term(m.ctx);
     settings_free(&m.settings);
-    wire_free(&m.method_changed);
     sodium_memzero(&m.keys, sizeof m.keys);
     conf_free(&m.conf);
     return 0;

@@ -232,12 +232,16 @@ static void s_control_message(const envelope_t *env, void *arg)
         av_reload(sc->av, why);
         if (sc->light != NULL)
             av_reload(sc->light, why);
+        /* `portcullis child reload NAME` also ends this child's own switch away from smart
+         * scan (R2.4, R8.4: the administrator's per-child way back) */
+        if (strcmp(why, "administrator") == 0)
+            smartscan_resume(sc->smart);
     }
     else
         log_debug("control channel: %s ignored", wire_body_name(env));
 }
 
-/* R2.3/R2.4: the parent records it (setting, event, console) through the manager. */
+/* R2.3/R2.4, R8.4: the manager records it as this child's event; its Health shows it. */
 static void s_method_changed(const char *method, const char *reason, void *arg)
 {
     struct scan *sc = arg;

@@ -134,7 +134,7 @@ static void s_return(struct smartscan *ss)
     snprintf(reason, sizeof reason, "smart-protection server answered for %llu s",
              (unsigned long long)(ss->auto_return_after_ms / 1000));
     ss->switched = false;
-    ss->returned = !ss->cfg_enabled; /* until the parent records it */
+    ss->returned = !ss->cfg_enabled; /* the fleet was turned off meanwhile: ours alone */
     ss->ok_since = 0;
     ss->lookup_failed = false;
     smartscan_window_clear(&ss->win);
@@ -354,17 +354,11 @@ void smartscan_configure(smartscan_t *ss, const settings_t *s)
         smartscan_window_init(&ss->win, threshold, window_ms);
     }
     if (ss->configured && enabled != ss->cfg_enabled) {
-        /* The parent recording our own switch or return, or an administrator's decision. */
-        if (ss->switched && !enabled) {
-            log_info("smart scan: the switch to conventional scan is recorded in the policy");
-        } else if (ss->returned && enabled) {
-            ss->returned = false;
-            log_info("smart scan: the return to smart scan is recorded in the policy");
-        } else {
-            ss->switched = ss->returned = false;
-            ss->ok_since = 0;
-            smartscan_window_clear(&ss->win);
-        }
+        /* An administrator's decision (R8.4: nothing a child says changes the fleet setting):
+         * this child's own switch or return ends with it. */
+        ss->switched = ss->returned = false;
+        ss->ok_since = 0;
+        smartscan_window_clear(&ss->win);
     }
     ss->cfg_enabled = enabled;
     if (smartscan_in_force(ss) && (!ss->configured || !was)) {
@@ -381,6 +375,26 @@ void smartscan_configure(smartscan_t *ss, const settings_t *s)
         s_health_schedule(ss);
     }
     ss->configured = true;
+}
+
+void smartscan_resume(smartscan_t *ss)
+{
+    if (!ss->switched)
+        return;
+    ss->switched = ss->returned = false;
+    ss->ok_since = 0;
+    smartscan_window_clear(&ss->win);
+    if (!smartscan_in_force(ss))
+        return;
+    log_warn("smart scan: resumed by the administrator (R2.4)");
+    if (ss->changed != NULL)
+        ss->changed("smart", "resumed by the administrator", ss->changed_arg);
+    ss->start_check = true;
+    ss->health_failed = ss->lookup_failed = false;
+    evtimer_del(&ss->health_timer);
+    if (!ss->health_busy)
+        s_health_cb(-1, 0, ss);
+    s_health_schedule(ss);
 }
 
 smartscan_t *smartscan_new(struct event_base *base, smartscan_changed_fn *changed, void *arg)

@@ -42,6 +42,9 @@ smartscan_t *smartscan_new(struct event_base *base, smartscan_changed_fn *change
 void smartscan_free(smartscan_t **sp);
 /* Applies the smart_scan.* settings of a configuration (at start and on every reload). */
 void smartscan_configure(smartscan_t *ss, const settings_t *s);
+/* The administrator asks this child to use smart scan again after its own switch (R2.4): the
+ * switch ends and the server is checked at once, as when smart scan starts. */
+void smartscan_resume(smartscan_t *ss);
 /* True when messages are to be looked up (smart scan is the method in force). */
 bool smartscan_in_force(const smartscan_t *ss);
 /* "ok", "failing", "unreachable" or "off" (ScanStats.smart_scan_state). */

@@ -150,6 +150,13 @@ static int cmd_status(struct cli *c)
             strcmp(s_str(h, "mta_state"), "ok") != 0 && strcmp(s_str(h, "mta_state"), "off") != 0 &&
             strcmp(s_str(h, "mta_state"), "") != 0)
             printf("  ! MTA settings: %s\n", s_str(h, "mta_state"));
+        /* R8.4: a child's own switch away from smart scan, beside the fleet's setting */
+        if (json_is_object(h) && strcmp(s_str(h, "scan_method"), "conventional") == 0 &&
+            json_is_string(json_object_get(h, "smart_scan_state")) &&
+            strcmp(s_str(h, "smart_scan_state"), "off") != 0)
+            printf("  ! switched to conventional scan by itself (smart-protection server %s); "
+                   "`portcullis child reload %s` resumes smart scan\n",
+                   s_str(h, "smart_scan_state"), s_str(ch, "name"));
         if (json_is_object(h))
             cli_store_print_child(h);
     }

@@ -521,45 +521,6 @@ static void s_reports(cluster_t *c, struct peer *pe, const Portcullis__ReportBat
 /* R2.3/R2.4: a child switched its scan method by itself. Recorded like an administrator's
  * change (new configuration version, pushed to every child: the policy shown says which
  * method is in force) plus a system event, the admin notification. */
-static void s_method_changed(cluster_t *c, struct peer *pe,
-                             const Portcullis__ScanMethodChanged *mc)
-{
-    bool smart = mc->method != NULL && strcmp(mc->method, "smart") == 0;
-    char msg[512], err[512], idtxt[32], subject[160];
-    uint64_t version = 0;
-
-    if (!s_db_ok(c)) {
-        log_err("scan method change of child %s not recorded: database unavailable", pe->name);
-        return;
-    }
-    {
-        /* The child repeats its report until the configuration shows it: record it once. */
-        settings_t *cur = admin_settings_effective(c->db, err, sizeof err);
-        bool recorded = cur != NULL && settings_bool(cur, SETTING_SMART_SCAN_ENABLED) == smart;
-        settings_free(&cur);
-        if (recorded) {
-            log_info("child %s: scan method %s already recorded", pe->name,
-                     smart ? "smart" : "conventional");
-            return;
-        }
-    }
-    snprintf(msg, sizeof msg, "child %s switched to %s scan: %.300s", pe->name,
-             smart ? "smart" : "conventional", mc->reason != NULL ? mc->reason : "");
-    log_warn("%s", msg);
-    if (admin_settings_set(c->db, "smart_scan.enabled", smart ? "true" : "false", &version, err,
-                           sizeof err) != 0)
-        log_err("scan method change of child %s: setting not recorded: %s", pe->name, err);
-    else
-        log_info("smart_scan.enabled=%s recorded version=%" PRIu64, smart ? "true" : "false",
-                 version);
-    snprintf(idtxt, sizeof idtxt, "%" PRId64, pe->id);
-    snprintf(subject, sizeof subject, "Portcullis: child %s switched to %s scan", pe->name,
-             smart ? "smart" : "conventional");
-    db_event_notify(c->db, "system", "warning", idtxt, msg, subject); /* R2.4: event + mail */
-    if (s_snapshot_refresh(c))
-        s_push_config_all(c);
-}
-
 static void s_child_message(cluster_t *c, struct peer *pe, const envelope_t *env)
 {
     char v[32];
@@ -603,7 +564,12 @@ static void s_child_message(cluster_t *c, struct peer *pe, const envelope_t *env
     case PORTCULLIS__ENVELOPE__BODY_HEARTBEAT:
         break;
     case PORTCULLIS__ENVELOPE__BODY_SCAN_METHOD_CHANGED:
-        s_method_changed(c, pe, env->scan_method_changed);
+        /* R8.4: what a child says changes only that child's state; a switch of method is in
+         * its Health and its own system event. (Children before 0.2 sent this to flip the
+         * fleet's smart_scan.enabled: no more.) */
+        log_info("child %s reports scan method %s; its Health shows it, the fleet setting "
+                 "stays as the administrator set it", pe->name,
+                 env->scan_method_changed->method);
         break;
     case PORTCULLIS__ENVELOPE__BODY_COMMAND_REPLY:
         if (s_db_ok(c))

@@ -2,8 +2,9 @@
 scan service looks message digests up at the smart-protection service (`portcullis-parent
 --sps-only` on the parent's database), upstream and downstream Postfix. Stopped, hung and
 too-slow servers give `451 4.4.3` with the message named in the child's log (R2.5); failures
-past the threshold switch the child to conventional scan, recorded by the parent as the
-setting and a system event (R2.3); no return by itself unless smart_scan.auto_return (R2.4).
+past the threshold switch the child to conventional scan — that child's own state, in its
+Health and a system event, never the fleet's setting (R2.3, R8.4); no return by itself unless
+smart_scan.auto_return or the administrator's `child reload NAME` (R2.4).
 The tests share the module's cluster and run in order."""
 
 import hashlib
@@ -123,6 +124,9 @@ def _smart_on(cluster, url, **extra):
         set_setting(cluster, f"smart_scan.{k}", v)
     set_setting(cluster, "smart_scan.url", url)
     set_setting(cluster, "smart_scan.enabled", "true")
+    # a switch of an earlier test is this child's own state (R8.4): the administrator's
+    # per-child way back ends it
+    cluster.cli_ok("child", "reload", "child1")
 
 
 def _events(cluster, like):
@@ -223,12 +227,13 @@ def test_r2_5_hung_server_times_out(cluster, sps):
 
 
 def test_r2_3_switch_after_threshold_no_auto_return(cluster, sps):
-    """R2.3/R2.4: switch on, 3 failures within 60 s → the child switches to conventional:
-    `settings get smart_scan.enabled` says false, a system warning event and an administrator
-    notification are recorded, Health
-    says "conventional", and later mail is scanned by ClamAV and delivered. With auto_return
-    off the method stays conventional after the server is back; with auto_return on and
-    auto_return_after=3 it returns to smart by itself."""
+    """R2.3/R2.4, R8.4: switch on, 3 failures within 60 s → the child switches to
+    conventional: its Health says "conventional", a system warning event and an administrator
+    notification are recorded, the fleet's smart_scan.enabled stays true (a child's message
+    changes only that child), and later mail is scanned by ClamAV and delivered. With
+    auto_return off the method stays conventional after the server is back until the
+    administrator's `child reload child1`; with auto_return on and auto_return_after=3 a
+    second switch returns to smart by itself."""
     child = _child(cluster)
     down = cluster.downstream
     hung = HungServer()
@@ -241,10 +246,9 @@ def test_r2_3_switch_after_threshold_no_auto_return(cluster, sps):
         for i in range(3):
             r = send_direct(child.smtp_port, _clean(new_token(f"switch-{i}")))
             assert r.code == 451 and r.text.startswith("4.4.3"), r
-        wait_until(lambda: _setting(cluster, "smart_scan.enabled") == "false", 30,
-                   "smart_scan.enabled=false recorded by the parent")
-        ev = wait_until(lambda: _events(cluster, "%switched to conventional scan%"), 10,
+        ev = wait_until(lambda: _events(cluster, "%switched to conventional scan%"), 30,
                         "the switch's system event")
+        assert _setting(cluster, "smart_scan.enabled") == "true", "R8.4: fleet setting changed"
         assert ev[0][0] == "system" and ev[0][1] == "warning" and "3 look-up failures" in ev[0][2]
         # R2.4 Beyond: and an administrator notification, queued with the event
         notes = cluster.pg.query("SELECT subject FROM notifications WHERE subject LIKE %s",
@@ -265,16 +269,34 @@ def test_r2_3_switch_after_threshold_no_auto_return(cluster, sps):
     # the server is back: no return by itself (auto_return off)
     set_setting(cluster, "smart_scan.url", sps.url)
     time.sleep(8)  # longer than two health checks: nothing may happen
-    assert _setting(cluster, "smart_scan.enabled") == "false"
+    assert _setting(cluster, "smart_scan.enabled") == "true"
     assert _health(cluster).get("scan_method") == "conventional"
-    # auto_return on: back to smart once the server answered for 3 s
+    assert not _events(cluster, "%switched to smart scan%")
+    # the administrator's way back for this one child
+    cluster.cli_ok("child", "reload", "child1")
+    wait_until(lambda: _health(cluster).get("scan_method") == "smart", 30,
+               "Health scan_method smart after `child reload`")
+    wait_until(lambda: _events(cluster, "%switched to smart scan: resumed by the administrator%"),
+               30, "the resume event")
+    # auto_return on: a second switch, then back to smart once the server answered for 3 s
     set_setting(cluster, "smart_scan.auto_return_after", 3)
     set_setting(cluster, "smart_scan.auto_return", "true")
-    wait_until(lambda: _setting(cluster, "smart_scan.enabled") == "true", 30,
-               "smart_scan.enabled=true after the automatic return")
-    assert _events(cluster, "%switched to smart scan%")
+    hung = HungServer()
+    try:
+        set_setting(cluster, "smart_scan.url", f"http://{LOOPBACK}:{hung.port}/v1/lookup")
+        for i in range(3):
+            r = send_direct(child.smtp_port, _clean(new_token(f"switch2-{i}")))
+            assert r.code == 451, r
+        wait_until(lambda: _health(cluster).get("scan_method") == "conventional", 30,
+                   "the second switch")
+    finally:
+        hung.close()
+    set_setting(cluster, "smart_scan.url", sps.url)
+    wait_until(lambda: _events(cluster, "%switched to smart scan: smart-protection server "
+                                        "answered%"), 30, "the automatic return's event")
     wait_until(lambda: _health(cluster).get("scan_method") == "smart", 30,
                "Health scan_method smart")
+    assert _setting(cluster, "smart_scan.enabled") == "true"
     mark = child.proc.log_mark()
     r = send_direct(child.smtp_port, _clean(new_token("returned")))
     assert r.code == 250, r
@@ -284,7 +306,8 @@ def test_r2_3_switch_after_threshold_no_auto_return(cluster, sps):
 def test_r2_3_unreachable_at_start_switches(cluster, sps):
     """R2.2/R2.3: when smart scan starts (here: enabled by the administrator) the server is
     checked at once; unreachable with the switch on → conventional scan straight away, recorded
-    by the parent (setting false, system event "unreachable at start"), and mail is delivered."""
+    as this child's state (system event "unreachable at start"; the fleet setting stays true,
+    R8.4), and mail is delivered."""
     child = _child(cluster)
     dead = free_port()  # nothing listens there: connection refused
     set_setting(cluster, "smart_scan.enabled", "false")
@@ -293,17 +316,17 @@ def test_r2_3_unreachable_at_start_switches(cluster, sps):
     cluster.cli_ok("settings", "set", "smart_scan.enabled", "true")
     wait_until(lambda: _events(cluster, "%switched to conventional scan: smart-protection server "
                                         "unreachable at start%"), 30, "the start-up switch event")
-    wait_until(lambda: _setting(cluster, "smart_scan.enabled") == "false", 30,
-               "smart_scan.enabled=false recorded by the parent")
-    wait_config_current(cluster)
+    wait_until(lambda: _health(cluster).get("scan_method") == "conventional", 30,
+               "Health scan_method conventional")
+    assert _setting(cluster, "smart_scan.enabled") == "true"
     r = send_direct(child.smtp_port, _clean(new_token("start-unreachable")))
     assert r.code == 250 and "quarantined" not in r.text, r
 
 
 def test_r2_3_switch_while_parent_down_recorded_on_return(cluster, sps):
-    """R2.3: a switch that happens while the parent is unreachable is not lost: the child keeps
-    it and reports it when the link is back, and the parent then records the setting and the
-    system event."""
+    """R2.3: a switch that happens while the parent is unreachable is not lost: the child's
+    spool keeps its event and ships it when the link is back; the fleet setting is untouched
+    (R8.4)."""
     child = _child(cluster)
     set_setting(cluster, "smart_scan.auto_return", "false")
     set_setting(cluster, "smart_scan.failure_threshold", 2)
@@ -328,8 +351,7 @@ def test_r2_3_switch_while_parent_down_recorded_on_return(cluster, sps):
     finally:
         cluster.parent.start()
         sps.start()
-    wait_until(lambda: _setting(cluster, "smart_scan.enabled") == "false", 60,
-               "smart_scan.enabled=false recorded after the parent returned")
     wait_until(lambda: len(_events(cluster, "%switched to conventional scan%")) > events_before,
-               30, "the switch's system event after the parent returned")
+               60, "the switch's system event after the parent returned")
+    assert _setting(cluster, "smart_scan.enabled") == "true"
     wait_config_current(cluster)
