@@ -77,10 +77,18 @@ struct policy_facts {
 
 enum policy_fate { POLICY_DELIVER, POLICY_DELETE, POLICY_QUARANTINE };
 
+/* R8.9, the policy floor: a message with a virus or a scan exception is never delivered as it
+ * is unless the rule that decided "deliver" names that verdict (virus_found, scan_exception)
+ * itself; otherwise it is quarantined here, whatever rules were disabled or reordered. */
+#define POLICY_FLOOR_AREA "Default quarantine"
+#define POLICY_FLOOR_RULE "policy floor (R8.9)"
+
 struct policy_decision {
     enum policy_fate fate;
     char quarantine_area[128];          /* fate QUARANTINE */
     char rule[128];                     /* name of the rule that decided the fate ("" none) */
+    bool floor;                         /* the policy floor quarantined it (rule is
+                                         * POLICY_FLOOR_RULE) */
     size_t narchives;
     char archives[POLICY_ARCHIVES_MAX][128];
     char subject_tag[POLICY_TEXT_MAX + 1]; /* "" none; prepended to Subject */

@@ -323,6 +323,7 @@ void policy_eval(const policy_t *p, const struct policy_facts *facts,
 {
     /* The policy was allocated writable; only the atomic counter is written through this. */
     struct eval e = { .p = (policy_t *)p, .f = facts };
+    const struct rule *decider = NULL; /* the last rule that set the fate */
 
     memset(out, 0, sizeof *out);
     out->fate = POLICY_DELIVER;
@@ -335,10 +336,37 @@ void policy_eval(const policy_t *p, const struct policy_facts *facts,
         if (!r->enabled || !s_rule_applies(&e, r))
             continue;
         s_matched_add(out, r->name);
-        for (size_t j = 0; j < r->nacts; j++)
+        for (size_t j = 0; j < r->nacts; j++) {
             s_act_apply(r, &r->acts[j], out);
+            if (r->acts[j].kind == A_DELIVER || r->acts[j].kind == A_DELETE ||
+                r->acts[j].kind == A_QUARANTINE)
+                decider = r;
+        }
         if (r->terminal)
             break;
     }
     pcre2_match_data_free(e.md);
+    if (out->fate == POLICY_DELIVER && (facts->virus != NULL || facts->exceptions != 0) &&
+        (decider == NULL || !policy_rule_delivers_verdicts(decider, facts))) {
+        out->fate = POLICY_QUARANTINE;
+        out->floor = true;
+        strlcpy_p(out->quarantine_area, POLICY_FLOOR_AREA, sizeof out->quarantine_area);
+        strlcpy_p(out->rule, POLICY_FLOOR_RULE, sizeof out->rule);
+    }
+}
+
+bool policy_rule_delivers_verdicts(const struct rule *r, const struct policy_facts *f)
+{
+    bool virus_named = f->virus == NULL, exc_named = f->exceptions == 0;
+
+    for (size_t i = 0; i < r->nconds; i++) {
+        const struct cond *c = &r->conds[i];
+        if (c->negate)
+            continue;
+        if (c->kind == C_VIRUS)
+            virus_named = true;
+        else if (c->kind == C_EXCEPTION && (c->exc == 0 || (f->exceptions & ~c->exc) == 0))
+            exc_named = true;
+    }
+    return virus_named && exc_named;
 }

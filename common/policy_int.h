@@ -69,6 +69,10 @@ struct policy {
     atomic_ulong limit_hits;     /* matches that gave up on a limit since compile */
 };
 
+/* R8.9: true when r names every verdict of f that the policy floor guards (virus_found for a
+ * virus, scan_exception covering its exceptions), not negated, so that its deliver stands. */
+bool policy_rule_delivers_verdicts(const struct rule *r, const struct policy_facts *f);
+
 extern const char *const policy_cond_names[C__COUNT]; /* "virus_found", …: for messages, logs */
 
 #endif

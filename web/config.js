@@ -183,6 +183,13 @@ PAGES.policy = async (view) => {
   view.append(el('div', { class: 'panel' }, ver, list), el('div', { class: 'panel' }, el('h2', {}, 'Add a rule'), form),
     el('div', { class: 'panel' }, el('h2', {}, 'Anti-spam rules (weighted)'), spam));
 
+  /* R8.9: viruses and scan exceptions are delivered only by a rule naming them with deliver */
+  function deliversVerdicts(r) {
+    if (!(r.actions || []).some(a => a.kind === 'deliver')) return '';
+    const named = (r.conditions || []).filter(c => !c.negate).map(c => c.kind);
+    return [named.includes('virus_found') ? 'viruses' : '', named.includes('scan_exception') ? 'scan exceptions' : '']
+      .filter(Boolean).join(' and ');
+  }
   async function put(name, body) {
     const r = await api('PUT', '/policy/rules/' + enc(name), body);
     toast(name + ' changed' + (r.config_version ? ': configuration version ' + r.config_version : ''));
@@ -194,7 +201,9 @@ PAGES.policy = async (view) => {
     ver.textContent = 'configuration version ' + fmtValue(data.config_version);
     clear(list).append(table([
       { label: '#', num: true, key: 'position' },
-      { label: 'Name', fmt: r => el('strong', {}, r.name) },
+      { label: 'Name', fmt: r => el('div', {}, el('strong', {}, r.name), deliversVerdicts(r)
+        ? el('div', { class: 'badge bad', testid: 'policy-floor-' + slug(r.name), title: 'R8.9: only a rule like this one lets such mail through' },
+          'delivers ' + deliversVerdicts(r)) : null) },
       { label: 'Enabled', fmt: r => badge(r.enabled ? 'enabled' : 'disabled') },
       { label: 'Scope', fmt: r => r.scope + ((r.domains || []).length ? ': ' + r.domains.join(', ') : '') },
       { label: 'Match', key: 'match' },

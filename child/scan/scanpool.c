@@ -237,6 +237,12 @@ decide:
     if (pp != NULL) {
         policy_eval(pp->p, &f, &j->dec);
         j->decided = true;
+        if (j->dec.floor)
+            log_warn("policy floor (R8.9): %s%s%s with no rule delivering it by name: "
+                     "quarantined in '%s' (rules matched: %s)",
+                     f.virus != NULL ? "virus " : "", f.virus != NULL ? f.virus : "",
+                     f.virus == NULL ? "a scan exception" : "", j->dec.quarantine_area,
+                     j->dec.matched[0] != '\0' ? j->dec.matched : "none");
         if (j->dec.spam_scored) {
             char score[32];
             policy_score_format(j->dec.spam_score, score, sizeof score);

@@ -405,3 +405,29 @@ def test_r8_3_enrol_socket_takes_only_small_enroll_requests(cluster):
         st.close()
     grew = _rss_kb(pid) - rss0
     assert grew < 40 * 1024, f"the parent grew by {grew} KiB"
+
+
+# -- policy floor (R8.9) ------------------------------------------------------------------------
+
+def test_r8_9_disabled_virus_rule_still_quarantines(cluster, child):
+    """R8.9: with the "Viruses" rule disabled (the review's attack: an admin account, or a
+    mistake) an EICAR message is still not delivered: the policy floor quarantines it, says so
+    in the reply's rule and the scan service's log; nothing reaches the downstream."""
+    from scanning import QUARANTINED_RE, attachment_message, send_direct
+    from signatures import EICAR
+    cluster.cli_ok("policy", "disable", "Viruses")
+    v = cluster.status()["config_version"]
+    cluster.wait_children_current(v, 15)
+    try:
+        token = new_token("floor")
+        mark = child.proc.log_mark()
+        r = send_direct(child.smtp_port, attachment_message(token, RCPT, [("eicar.com", EICAR)]))
+        assert r.code == 250 and QUARANTINED_RE.search(f"{r.code} {r.text}"), r
+        wait_until(lambda: "policy floor (R8.9): virus" in child.proc.log_since(mark), 10,
+                   "the policy floor's log line")
+        probe = new_token("floor-probe")
+        assert send_direct(child.smtp_port, make_message(probe, SENDER, RCPT)).code == 250
+        wait_until(lambda: _delivered_with(cluster, probe), 30, "the clean probe delivered")
+        assert not _delivered_with(cluster, token), "the virus was delivered"
+    finally:
+        cluster.cli_ok("policy", "enable", "Viruses")

@@ -1,6 +1,7 @@
 /* test_policy: policy rules compiled and evaluated (R5.1, R5.2): every condition kind matching,
  * not matching and negated; every action; scopes; match all/any; rule order; disabled rules;
- * compile refusals and their messages; a backtracking regex on a long body stays bounded. */
+ * compile refusals and their messages; a backtracking regex on a long body stays bounded; the
+ * policy floor (R8.9). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -253,7 +254,7 @@ static void test_conditions_table(void **state)
             cfg.rules[cfg.nrules++] = s_rule(&rs);
             p = s_compile_ok(&cfg);
             policy_eval(p, &f, &d);
-            if ((d.fate == POLICY_QUARANTINE) != want)
+            if ((d.fate == POLICY_QUARANTINE && !d.floor) != want)
                 fail_msg("case %zu: %s on facts %d: expected %s", i, cond, cc->facts,
                          want ? "match" : "no match");
             if (want) {
@@ -261,7 +262,9 @@ static void test_conditions_table(void **state)
                 assert_string_equal(d.quarantine_area, "Q");
                 assert_string_equal(d.matched, "r");
             } else {
-                assert_string_equal(d.rule, "");
+                /* a virus or exception nobody decided on: the floor holds it (R8.9) */
+                assert_true(d.floor == (f.virus != NULL || f.exceptions != 0));
+                assert_string_equal(d.rule, d.floor ? POLICY_FLOOR_RULE : "");
                 assert_string_equal(d.matched, "");
             }
             policy_free(&p);
@@ -637,11 +640,63 @@ static void *s_worker(void *arg)
         struct policy_facts f = s_facts(id);
         struct policy_decision d;
         policy_eval(w->p, &f, &d);
-        if ((id == F_VIRUS) != (d.fate == POLICY_QUARANTINE) ||
+        if ((id == F_VIRUS || id == F_EXC) != (d.fate == POLICY_QUARANTINE) ||
             (id == F_EXE) != (d.fate == POLICY_DELETE))
             w->bad++;
     }
     return NULL;
+}
+
+/* R8.9: the policy floor. A virus or scan exception is delivered only by a rule that names
+ * that verdict with deliver; a disabled "Viruses" rule, a catch-all deliver, a negated
+ * condition or a rule naming other exceptions leaves it quarantined. */
+static void test_policy_floor(void **state)
+{
+    struct policy_decision d;
+    (void)state;
+
+    d = s_eval_one(&(struct rspec){ .name = "Viruses", .disabled = true,
+                                    .conds = { "virus_found=" },
+                                    .acts = { "quarantine=Q" } }, F_VIRUS);
+    assert_int_equal(d.fate, POLICY_QUARANTINE);
+    assert_true(d.floor);
+    assert_string_equal(d.rule, POLICY_FLOOR_RULE);
+    assert_string_equal(d.quarantine_area, POLICY_FLOOR_AREA);
+
+    d = s_eval_one(&(struct rspec){ .name = "all", .acts = { "deliver" } }, F_VIRUS);
+    assert_true(d.floor && d.fate == POLICY_QUARANTINE);
+    d = s_eval_one(&(struct rspec){ .name = "all", .acts = { "deliver" } }, F_EXC);
+    assert_true(d.floor && d.fate == POLICY_QUARANTINE);
+    d = s_eval_one(&(struct rspec){ .name = "neg", .conds = { "!virus_found=Other*" },
+                                    .acts = { "deliver" } }, F_VIRUS);
+    assert_true(d.floor);
+    d = s_eval_one(&(struct rspec){ .name = "other-exc", .conds = { "scan_exception=av_timeout" },
+                                    .match = "any", .acts = { "deliver" } }, F_CLEAN);
+    assert_false(d.floor); /* a clean message is not the floor's business */
+    assert_int_equal(d.fate, POLICY_DELIVER);
+
+    /* named explicitly with deliver: the administrator's choice stands */
+    d = s_eval_one(&(struct rspec){ .name = "let-viruses", .conds = { "virus_found=" },
+                                    .acts = { "deliver" } }, F_VIRUS);
+    assert_false(d.floor);
+    assert_int_equal(d.fate, POLICY_DELIVER);
+    assert_string_equal(d.rule, "let-viruses");
+    /* exceptions named in part: F_EXC has mime_depth and av_encrypted */
+    d = s_eval_one(&(struct rspec){ .name = "part", .conds = { "scan_exception=mime_depth" },
+                                    .acts = { "deliver" } }, F_EXC);
+    assert_true(d.floor);
+    d = s_eval_one(&(struct rspec){ .name = "both",
+                                    .conds = { "scan_exception=mime_depth,av_encrypted" },
+                                    .acts = { "deliver" } }, F_EXC);
+    assert_false(d.floor);
+    d = s_eval_one(&(struct rspec){ .name = "let-exc", .conds = { "scan_exception=" },
+                                    .acts = { "deliver" } }, F_EXC);
+    assert_false(d.floor);
+    assert_int_equal(d.fate, POLICY_DELIVER);
+    /* delete is no delivery: the floor does not overrule it */
+    d = s_eval_one(&(struct rspec){ .name = "drop", .acts = { "delete" } }, F_VIRUS);
+    assert_false(d.floor);
+    assert_int_equal(d.fate, POLICY_DELETE);
 }
 
 static void test_threads_share_policy(void **state)
@@ -702,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_compile_refusals),
         cmocka_unit_test(test_compile_refusals_areas_and_limits),
         cmocka_unit_test(test_backtracking_bounded),
+        cmocka_unit_test(test_policy_floor),
         cmocka_unit_test(test_threads_share_policy),
         cmocka_unit_test(test_exception_names),
     };
