@@ -137,6 +137,37 @@ const char *settings_type_name(enum setting_type t)
     return "?";
 }
 
+bool settings_is_secret(enum setting_id id)
+{
+    return id == SETTING_NOTIFY_SMTP_URL || id == SETTING_SMART_SCAN_URL || id == SETTING_WRS_URL;
+}
+
+void settings_mask(const char *value, char *out, size_t n)
+{
+    const char *scheme = strstr(value, "://"), *host, *at, *colon, *q;
+    size_t len;
+
+    if (value[0] == '\0') {
+        snprintf(out, n, "%s", "");
+        return;
+    }
+    if (scheme == NULL) {
+        snprintf(out, n, "****");
+        return;
+    }
+    host = scheme + 3;
+    len = strcspn(host, "/?#");
+    at = memrchr(host, '@', len);
+    colon = at != NULL ? memchr(host, ':', (size_t)(at - host)) : NULL;
+    q = strpbrk(host, "?#");
+    if (colon != NULL) /* scheme://user:****@host…, the rest up to any query kept */
+        snprintf(out, n, "%.*s:****%.*s%s", (int)(colon - value), value,
+                 (int)((q != NULL ? q : host + strlen(host)) - at), at, q != NULL ? "?****" : "");
+    else
+        snprintf(out, n, "%.*s%s", (int)((q != NULL ? q : value + strlen(value)) - value), value,
+                 q != NULL ? "?****" : "");
+}
+
 static int s_parse_bool(const char *v, bool *out)
 {
     static const char *const yes[] = { "true", "on", "yes", "1" };

@@ -39,6 +39,13 @@ const struct setting_def *settings_find(const char *section, const char *name);
 const struct setting_def *settings_find_key(const char *key);
 const char *settings_type_name(enum setting_type t);
 
+/* R8.8: settings that may carry a secret (a password in a URL, a token). Shown masked to every
+ * role but admin, and in audit details. */
+bool settings_is_secret(enum setting_id id);
+/* The value with its secret part hidden: a URL's password and query ("smtps://u:****@h/"),
+ * anything else whole ("****"); "" stays "". */
+void settings_mask(const char *value, char *out, size_t n);
+
 /* Checks a value's text form against the definition. On success writes the canonical text
  * form (e.g. "on" → "true", "+5" → "5") into canon (if not NULL) and returns 0; on failure
  * writes a message naming the setting and the allowed range into err and returns -1. */

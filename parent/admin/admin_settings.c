@@ -201,6 +201,7 @@ static json_t *s_describe_one(const struct setting_def *d, const settings_t *s)
     }
     json_object_set_new(o, "unit", json_string(d->unit));
     json_object_set_new(o, "description", json_string(d->description));
+    json_object_set_new(o, "secret", json_boolean(settings_is_secret(d->id)));
     return o;
 }
 

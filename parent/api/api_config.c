@@ -146,11 +146,30 @@ static int s_body_array(const struct api_req *rq, struct api_resp *rs, const cha
 
 /* --- settings (R6.1) ------------------------------------------------------------------------ */
 
+/* R8.8: a secret setting's value is shown masked to every role but admin. */
+static void s_mask_for(const struct api_req *rq, json_t *setting)
+{
+    const struct setting_def *d;
+    char masked[SETTINGS_VALUE_MAX];
+
+    if (rq->role >= API_ROLE_ADMIN || setting == NULL ||
+        (d = settings_find_key(json_string_value(json_object_get(setting, "key")))) == NULL ||
+        !settings_is_secret(d->id) || !json_is_string(json_object_get(setting, "value")))
+        return;
+    settings_mask(json_string_value(json_object_get(setting, "value")), masked, sizeof masked);
+    json_object_set_new(setting, "value", json_string(masked));
+    json_object_set_new(setting, "masked", json_true());
+}
+
 static void s_settings_list(struct api_req *rq, struct api_resp *rs)
 {
     char err[CONFIG_ERR_MAX];
-    json_t *all = admin_settings_describe(rq->db, NULL, err, sizeof err);
+    json_t *all = admin_settings_describe(rq->db, NULL, err, sizeof err), *one;
+    size_t i;
 
+    if (all != NULL)
+        json_array_foreach(json_object_get(all, "settings"), i, one)
+            s_mask_for(rq, one);
     s_answer(rs, all, err);
 }
 
@@ -172,6 +191,8 @@ static void s_settings_get(struct api_req *rq, struct api_resp *rs)
     char err[CONFIG_ERR_MAX];
     json_t *o = s_setting_one(rq->db, rq->params[0], err, sizeof err);
 
+    if (o != NULL)
+        s_mask_for(rq, json_object_get(o, "setting"));
     s_answer(rs, o, err);
 }
 
@@ -207,7 +228,13 @@ static void s_settings_put(struct api_req *rq, struct api_resp *rs)
         api_fail(rs, 404, "unknown setting '%.128s' (GET /api/v1/settings lists them)", key);
         return;
     }
-    snprintf(rs->detail, sizeof rs->detail, "%.256s", value);
+    if (settings_is_secret(settings_find_key(key)->id)) { /* the audit log is for viewers too */
+        char masked[SETTINGS_VALUE_MAX];
+        settings_mask(value, masked, sizeof masked);
+        snprintf(rs->detail, sizeof rs->detail, "%.256s", masked);
+    } else {
+        snprintf(rs->detail, sizeof rs->detail, "%.256s", value);
+    }
     if (admin_settings_set(rq->db, key, value, &version, err, sizeof err) != 0) {
         /* the value is refused unless the database failed */
         if (strncmp(err, "database", 8) == 0)

@@ -3,6 +3,7 @@ real cluster on loopback (PostgreSQL, the parent, a child with its real scan ser
 ClamAV, a downstream Postfix) and sees it refused with nothing lost. One cluster for the module;
 every test leaves the settings as it found them."""
 
+import json
 import os
 import re
 import socket
@@ -431,3 +432,30 @@ def test_r8_9_disabled_virus_rule_still_quarantines(cluster, child):
         assert not _delivered_with(cluster, token), "the virus was delivered"
     finally:
         cluster.cli_ok("policy", "enable", "Viruses")
+
+
+# -- bounded resources and secrets (R8.8) -------------------------------------------------------
+
+def test_r8_8_secret_settings_masked_below_admin(cluster):
+    """R8.8: a viewer (and an operator) reading notify.smtp_url sees the password masked, in
+    the settings list, the single setting and the audit log's detail of the change; an admin
+    sees the value."""
+    from apiclient import api_for
+    url = "smtps://alerts:s3cret-Pa55@mail.example:465"
+    admin = api_for(cluster, "admin")
+    admin.ok("PUT", "/api/v1/settings/notify.smtp_url", {"value": url})
+    try:
+        for role in ("viewer", "operator"):
+            c = api_for(cluster, role)
+            one = c.get("/api/v1/settings/notify.smtp_url")["setting"]
+            assert one["value"] == "smtps://alerts:****@mail.example:465" and one["masked"], one
+            every = {s["key"]: s for s in c.get("/api/v1/settings")["settings"]}
+            assert every["notify.smtp_url"]["value"] == one["value"]
+            assert "s3cret" not in json.dumps(c.get("/api/v1/settings"))
+            if role == "operator":  # the audit log needs the operator role
+                audit = c.get("/api/v1/logs/audit")
+                assert "notify.smtp_url" in json.dumps(audit)
+                assert "s3cret" not in json.dumps(audit), "the audit log shows the password"
+        assert admin.get("/api/v1/settings/notify.smtp_url")["setting"]["value"] == url
+    finally:
+        admin.ok("PUT", "/api/v1/settings/notify.smtp_url", {"value": "smtp://127.0.0.1:25"})

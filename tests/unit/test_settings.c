@@ -121,6 +121,56 @@ static void test_find_key_malformed(void **state)
     assert_non_null(settings_find_key("smtp.max_recipients"));
 }
 
+/* R8.8: secrets in settings are masked for every role but admin. */
+static void test_mask_secrets(void **state)
+{
+    static const char *const cases[][2] = {
+        { "smtps://user:secret@mail.example:465", "smtps://user:****@mail.example:465" },
+        { "smtp://127.0.0.1:25", "smtp://127.0.0.1:25" },
+        { "https://h.example/v1/lookup?token=abc", "https://h.example/v1/lookup?****" },
+        { "https://u:p@h/x?k=v", "https://u:****@h/x?****" },
+        { "https://u@h/x", "https://u@h/x" },
+        { "plain-token", "****" },
+        { "", "" },
+    };
+    char out[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        settings_mask(cases[i][0], out, sizeof out);
+        assert_string_equal(out, cases[i][1]);
+    }
+    assert_true(settings_is_secret(SETTING_NOTIFY_SMTP_URL));
+    assert_false(settings_is_secret(SETTING_SMTP_MAX_MESSAGE_SIZE));
+}
+
+/* R8.5: the new SMTP settings refuse what they cannot use. */
+static void test_smtp_trust_settings(void **state)
+{
+    char err[512], canon[256];
+
+    (void)state;
+    assert_int_equal(settings_validate(settings_find("smtp", "bare_newline"), "normalize", canon,
+                                       sizeof canon, err, sizeof err), 0);
+    assert_int_equal(settings_validate(settings_find("smtp", "bare_newline"), "accept", canon,
+                                       sizeof canon, err, sizeof err), -1);
+    assert_non_null(strstr(err, "reject or normalize"));
+    assert_int_equal(settings_validate(settings_find("smtp", "xforward_hosts"),
+                                       "127.0.0.0/8, ::1 192.0.2.7", canon, sizeof canon, err,
+                                       sizeof err), 0);
+    assert_int_equal(settings_validate(settings_find("smtp", "xforward_hosts"), "127.0.0.1/8",
+                                       canon, sizeof canon, err, sizeof err), -1);
+    assert_non_null(strstr(err, "host bits"));
+    assert_int_equal(settings_validate(settings_find("smtp", "xforward_hosts"), "10.0.0.0/33",
+                                       canon, sizeof canon, err, sizeof err), -1);
+    assert_int_equal(settings_validate(settings_find("smtp", "xforward_hosts"), "mx.example",
+                                       canon, sizeof canon, err, sizeof err), -1);
+    assert_int_equal(settings_validate(settings_find("smtp", "session_timeout_s"), "9", canon,
+                                       sizeof canon, err, sizeof err), -1);
+    assert_int_equal(settings_validate(settings_find("smtp", "session_timeout_s"), "10", canon,
+                                       sizeof canon, err, sizeof err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -129,6 +179,8 @@ int main(void)
         cmocka_unit_test(test_every_default_in_range),
         cmocka_unit_test(test_set_unknown_and_keep_old_value),
         cmocka_unit_test(test_find_key_malformed),
+        cmocka_unit_test(test_mask_secrets),
+        cmocka_unit_test(test_smtp_trust_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
