@@ -221,7 +221,8 @@ json_t *admin_log_query(PGconn *c, const struct admin_log_filter *f, char *err, 
               "'verdicts', verdicts, 'rule', rule, 'action', action, 'received_at', "
               ADMIN_LOG_TIME("received_at") ", 'subject', subject, 'reply', reply, "
               "'quarantine_area', quarantine_area, 'archived_to', to_jsonb(archived_to), "
-              "'ms_receive', ms_receive, 'ms_scan', ms_scan, 'ms_deliver', ms_deliver)::text"
+              "'ms_receive', ms_receive, 'ms_scan', ms_scan, 'ms_deliver', ms_deliver, "
+              "'claimed_received_at', " ADMIN_LOG_TIME("claimed_received_at") ")::text"
               ADMIN_LOG_CURSOR "FROM message_log WHERE true");
     if (f->recipient != NULL)
         s_where(&q, "portcullis_lower_array(recipients) @> ARRAY[lower($?)]", f->recipient);

@@ -20,6 +20,10 @@
 #define INGEST_EPOCH_MAX 64            /* characters of a spool epoch */
 #define INGEST_MS_MIN 946684800000ull  /* 2000-01-01: received times outside [MIN, MAX) are */
 #define INGEST_MS_MAX 7258118400000ull /* 2200-01-01   clamped, the same way on every resend */
+/* R8.8: tracking rows are stored by received time only within this window around the
+ * parent's clock; outside it, in the current day with the claimed time kept beside. */
+#define INGEST_WINDOW_PAST_MS (30ull * 86400 * 1000)
+#define INGEST_WINDOW_FUTURE_MS (3600ull * 1000)
 #define INGEST_SLOW_MS 100             /* a batch slower than this is logged at info */
 
 struct ingest {
@@ -135,12 +139,17 @@ static bool s_epoch_ok(const char *e)
 
 /* --- rows ----------------------------------------------------------------------------------- */
 
-static json_t *s_tracking_row(uint64_t seq, const Portcullis__TrackingRecord *t)
+static json_t *s_tracking_row(uint64_t seq, const Portcullis__TrackingRecord *t, uint64_t now)
 {
     json_t *o = json_object();
+    uint64_t ms = s_clamp_ms(t->received_ms);
 
     json_object_set_new(o, "seq", s_int(seq, INT64_MAX));
-    json_object_set_new(o, "received_ms", s_int(s_clamp_ms(t->received_ms), INT64_MAX));
+    if (ms + INGEST_WINDOW_PAST_MS < now || ms > now + INGEST_WINDOW_FUTURE_MS) {
+        json_object_set_new(o, "claimed_ms", s_int(ms, INT64_MAX));
+        ms = now;
+    }
+    json_object_set_new(o, "received_ms", s_int(ms, INT64_MAX));
     json_object_set_new(o, "msg_id", s_text(t->msg_id));
     json_object_set_new(o, "message_id", s_text(t->message_id));
     json_object_set_new(o, "queue_id", s_text(t->queue_id));
@@ -222,18 +231,22 @@ static json_t *s_removed_row(uint64_t seq, const Portcullis__StoredRemoved *x)
 static const char s_sql_tracking[] =
     "INSERT INTO message_log (received_at, child_id, child, spool_epoch, seq, msg_id, message_id,"
     " queue_id, sender, recipients, client_addr, client_name, size, verdicts, rule, action,"
-    " subject, reply, quarantine_area, archived_to, ms_receive, ms_scan, ms_deliver) "
+    " subject, reply, quarantine_area, archived_to, ms_receive, ms_scan, ms_deliver,"
+    " claimed_received_at) "
     "SELECT 'epoch'::timestamptz + r.received_ms * interval '1 millisecond', $1::bigint, $2, $3,"
     " r.seq, r.msg_id, r.message_id, r.queue_id, r.sender,"
     " ARRAY(SELECT jsonb_array_elements_text(r.recipients)), r.client_addr, r.client_name,"
     " r.size, r.verdicts, r.rule, r.action, r.subject, r.reply, r.quarantine_area,"
     " ARRAY(SELECT jsonb_array_elements_text(r.archived_to)), r.ms_receive, r.ms_scan,"
-    " r.ms_deliver "
+    " r.ms_deliver, 'epoch'::timestamptz + r.claimed_ms * interval '1 millisecond' "
     "FROM jsonb_to_recordset($4::jsonb) AS r(seq bigint, received_ms bigint, msg_id text,"
     " message_id text, queue_id text, sender text, recipients jsonb, client_addr text,"
     " client_name text, size bigint, verdicts jsonb, rule text, action text, subject text,"
     " reply text, quarantine_area text, archived_to jsonb, ms_receive integer,"
-    " ms_scan integer, ms_deliver integer) "
+    " ms_scan integer, ms_deliver integer, claimed_ms bigint) "
+    /* a clamped row's received_at is the ingest time: a batch sent again finds it by seq */
+    "WHERE r.claimed_ms IS NULL OR NOT EXISTS (SELECT 1 FROM message_log m"
+    " WHERE m.child_id = $1::bigint AND m.spool_epoch = $3 AND m.seq = r.seq) "
     "ON CONFLICT DO NOTHING";
 
 static const char s_sql_stored[] =
@@ -337,7 +350,7 @@ int ingest_batch(ingest_t *in, PGconn *db, int64_t child_id, const char *child_n
     json_t *tracking = json_array(), *stored = json_array(), *events = json_array();
     json_t *removed = json_array();
     char idtxt[32];
-    uint64_t t0 = now_ms(), first = UINT64_MAX, last = 0;
+    uint64_t t0 = now_ms(), first = UINT64_MAX, last = 0, now = wall_ms();
     int rc = -1;
 
     *up_to_seq = 0;
@@ -356,7 +369,7 @@ int ingest_batch(ingest_t *in, PGconn *db, int64_t child_id, const char *child_n
             first = r->seq;
         switch (r->body_case) {
         case PORTCULLIS__REPORT__BODY_TRACKING:
-            json_array_append_new(tracking, s_tracking_row(r->seq, r->tracking));
+            json_array_append_new(tracking, s_tracking_row(r->seq, r->tracking, now));
             break;
         case PORTCULLIS__REPORT__BODY_STORED:
             if ((strcmp(r->stored->kind, "quarantine") != 0 &&

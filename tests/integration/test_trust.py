@@ -288,9 +288,9 @@ class Stranger:
         import zmq
         self.zmq = zmq
         self.ctx = zmq.Context.instance()
-        self.public, secret = zmq.curve_keypair()
+        self.public, self.secret = zmq.curve_keypair()
         self.s = self.ctx.socket(zmq.DEALER)
-        self.s.curve_secretkey = secret
+        self.s.curve_secretkey = self.secret
         self.s.curve_publickey = self.public
         self.s.curve_serverkey = cluster.parent_public_key().encode()
         self.s.linger = 0
@@ -459,3 +459,63 @@ def test_r8_8_secret_settings_masked_below_admin(cluster):
         assert admin.get("/api/v1/settings/notify.smtp_url")["setting"]["value"] == url
     finally:
         admin.ok("PUT", "/api/v1/settings/notify.smtp_url", {"value": "smtp://127.0.0.1:25"})
+
+
+def _vfield(num, value):
+    return _varint(num << 3) + _varint(value)
+
+
+def _partitions(cluster):
+    return {r[0] for r in cluster.pg.query(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'message_log'")}
+
+
+def test_r8_8_report_dates_cannot_make_partitions(cluster):
+    """R8.8: an enrolled child (here a rogue one speaking the real protocol with its own key)
+    sends one ReportBatch of 300 tracking records with 300 distinct dates, years apart and in
+    the future: no partition is made outside the window; the rows land in today's partition
+    with the claimed times kept, the batch is acknowledged, and sending it again adds nothing."""
+    import zmq
+    before = _partitions(cluster)
+    token = cluster.enroll_token("rogue1")["enroll_token"]
+    st = Stranger(cluster)
+    try:
+        assert st.ask(_enroll_request("rogue1", token))[0] == "enrolled"
+    finally:
+        st.close()
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.curve_secretkey, s.curve_publickey = st.secret, st.public
+    s.curve_serverkey = cluster.parent_public_key().encode()
+    s.linger = 0
+    s.connect(cluster.parent.cluster_endpoint)
+    try:
+        s.send(_field(3, _field(1, b"rogue1") + _field(2, b"0.1.0")))  # Hello
+        day = 86400 * 1000
+        base = 946684800000 + 3 * day  # 2000-01-04, then a day apart and far into the future
+        reports = b"".join(
+            _field(2, _vfield(1, i + 1) + _field(2, _field(1, f"{i:016x}".encode()) +
+                                                 _field(11, b"delivered") +
+                                                 _vfield(12, base + i * 97 * day)))
+            for i in range(300))
+        batch = _field(9, _field(1, b"feedfacecafe0001") + reports)
+        acked = None
+        for _ in range(2):  # the second time: a resend after a lost ack
+            s.send(batch)
+            deadline = time.monotonic() + 20
+            acked = None
+            while time.monotonic() < deadline and acked is None:
+                if s.poll(1000):
+                    env = _parse_fields(s.recv())
+                    if 10 in env:
+                        acked = _parse_fields(env[10]).get(2)
+        assert acked == 300, f"the batch was not acknowledged: {acked}"
+    finally:
+        s.close()
+    made = _partitions(cluster) - before
+    assert len(made) <= 1, f"the child made partitions: {sorted(made)}"
+    rows = cluster.pg.query(
+        "SELECT count(*), count(DISTINCT claimed_received_at), "
+        "bool_and(received_at > now() - interval '1 day') FROM message_log WHERE child = 'rogue1'")
+    assert rows[0][0] == 300 and rows[0][1] == 300 and rows[0][2], rows
+    cluster.cli_ok("child", "remove", "rogue1")
