@@ -39,6 +39,7 @@ static int s_scan(int argc, char **argv)
     int opt;
 
     log_init("portcullis-scan", LOG_LEVEL_INFO);
+    raise_nofile_limit();
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'l': o.listen = optarg; break;

@@ -2,6 +2,7 @@
 #include "netmatch.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,18 @@ static bool s_in(const struct netmatch_net *net, const uint8_t *a)
     if (rest == 0)
         return true;
     return ((net->addr[full] ^ a[full]) & (uint8_t)(0xffu << (8 - rest))) == 0;
+}
+
+void netmatch_addr_text(const struct sockaddr *sa, char *out, size_t n)
+{
+    const void *a = NULL;
+
+    if (sa->sa_family == AF_INET)
+        a = &((const struct sockaddr_in *)sa)->sin_addr;
+    else if (sa->sa_family == AF_INET6)
+        a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if (a == NULL || inet_ntop(sa->sa_family, a, out, (socklen_t)n) == NULL)
+        snprintf(out, n, "unknown");
 }
 
 bool netmatch_has(const struct netmatch *m, const char *addr)

@@ -25,6 +25,10 @@ struct netmatch {
  * with host bits set is refused (a typo more often than not). 0 ok, -1 with err filled. */
 int netmatch_parse(const char *text, struct netmatch *out, char *err, size_t errlen);
 
+struct sockaddr;
+/* The address of an IPv4 or IPv6 socket address as text ("unknown" for other families). */
+void netmatch_addr_text(const struct sockaddr *sa, char *out, size_t n);
+
 /* True when the textual address (IPv4, IPv6, or IPv4-mapped IPv6) is inside a listed net. */
 bool netmatch_has(const struct netmatch *m, const char *addr);
 

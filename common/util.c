@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "log.h"
@@ -94,4 +95,21 @@ void random_hex(char *out, size_t nbytes)
         fatal("random_hex: %zu bytes asked, %zu at most", nbytes, sizeof buf);
     randombytes_buf(buf, nbytes);
     sodium_bin2hex(out, 2 * nbytes + 1, buf, nbytes);
+}
+
+void raise_nofile_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("open files limit stays %llu: %s", (unsigned long long)was, strerror(errno));
+            return;
+        }
+    }
+    log_debug("open files limit %llu", (unsigned long long)rl.rlim_cur);
 }

@@ -25,6 +25,10 @@ size_t strlcpy_p(char *dst, const char *src, size_t size);
 /* Random bytes as lowercase hex: out must hold 2*nbytes+1. */
 void random_hex(char *out, size_t nbytes);
 
+/* Raises the soft open-files limit to the hard one (R8.8: every listener counts its
+ * connections, but a daemon should not run out of files first); logs what it got. */
+void raise_nofile_limit(void);
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -95,6 +95,7 @@ int main(int argc, char **argv)
     };
 
     log_init("portcullis-parent", LOG_LEVEL_INFO);
+    raise_nofile_limit();
     while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;

@@ -412,18 +412,6 @@ static void s_session_free(struct smtpd_session *s)
     s_check_done(srv);
 }
 
-static void s_format_peer(const struct sockaddr *sa, char *out, size_t n)
-{
-    const void *a = NULL;
-
-    if (sa->sa_family == AF_INET)
-        a = &((const struct sockaddr_in *)sa)->sin_addr;
-    else if (sa->sa_family == AF_INET6)
-        a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-    if (a == NULL || inet_ntop(sa->sa_family, a, out, (socklen_t)n) == NULL)
-        strlcpy_p(out, "unknown", n);
-}
-
 /* The session's overall deadline (R8.5): a peer that keeps a session alive by trickling
  * bytes within every idle timeout is still cut off. While we are the ones working (scan,
  * downstream) the session gets a moment more: the step's own timeouts bound it. */
@@ -474,7 +462,8 @@ static void s_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct soc
 
     (void)l;
     (void)salen;
-    s_format_peer(sa, peer, sizeof peer);
+    srv->accept_backoff_ms = 0;
+    netmatch_addr_text(sa, peer, sizeof peer);
     srv->stats.connections++;
     if (srv->stats.sessions >= settings_int(srv->settings, SETTING_SMTP_MAX_CONNECTIONS)) {
         char reply[SMTPD_REPLY_MAX];
@@ -524,12 +513,35 @@ static void s_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct soc
     s_session_process(s);
 }
 
+static void s_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtpd *srv = arg;
+
+    (void)fd;
+    (void)what;
+    if (srv->listener != NULL)
+        evconnlistener_enable(srv->listener);
+}
+
+/* EMFILE and the like (R8.8): the listening socket stays readable, so retrying at once would
+ * spin and flood the log. Listening pauses with backoff (100 ms doubling to 5 s, reset by the
+ * next accept) and one line is logged per pause. */
 static void s_accept_error_cb(struct evconnlistener *l, void *arg)
 {
-    (void)l;
-    (void)arg;
-    /* EMFILE and the like: log and keep listening; libevent retries on the next event. */
-    log_warn("smtpd: accept failed: %s", strerror(errno));
+    struct smtpd *srv = arg;
+    int e = errno;
+    struct timeval tv;
+
+    srv->accept_backoff_ms = srv->accept_backoff_ms == 0 ? SMTPD_ACCEPT_BACKOFF_MIN_MS
+                             : srv->accept_backoff_ms * 2 > SMTPD_ACCEPT_BACKOFF_MAX_MS
+                                 ? SMTPD_ACCEPT_BACKOFF_MAX_MS
+                                 : srv->accept_backoff_ms * 2;
+    evconnlistener_disable(l);
+    tv.tv_sec = (time_t)(srv->accept_backoff_ms / 1000);
+    tv.tv_usec = (suseconds_t)(srv->accept_backoff_ms % 1000) * 1000;
+    evtimer_add(srv->accept_resume, &tv);
+    log_warn("smtpd: accept failed: %s; listening again in %u ms (sessions: %u)", strerror(e),
+             srv->accept_backoff_ms, srv->stats.sessions);
 }
 
 smtpd_t *smtpd_new(struct event_base *base, const char *listen, const char *downstream,
@@ -564,6 +576,7 @@ smtpd_t *smtpd_new(struct event_base *base, const char *listen, const char *down
         return NULL;
     }
     evconnlistener_set_error_cb(srv->listener, s_accept_error_cb);
+    srv->accept_resume = evtimer_new(base, s_accept_resume_cb, srv);
     return srv;
 }
 
@@ -579,6 +592,8 @@ void smtpd_free(smtpd_t **srvp)
         s_session_free(srv->sessions);
     if (srv->listener != NULL)
         evconnlistener_free(srv->listener);
+    if (srv->accept_resume != NULL)
+        event_free(srv->accept_resume);
     free(srv);
     *srvp = NULL;
 }

@@ -17,6 +17,8 @@
 #define SMTPD_CLIENT_MAX 64         /* bytes of "addr" text of the upstream peer */
 #define SMTPD_INPUT_MAX (256 * 1024)  /* bytes buffered from the upstream before we stop reading */
 #define SMTPD_OUTPUT_MAX (256 * 1024) /* bytes of unsent replies before we stop processing */
+#define SMTPD_ACCEPT_BACKOFF_MIN_MS 100  /* accept() failing: pause listening … */
+#define SMTPD_ACCEPT_BACKOFF_MAX_MS 5000 /* … doubling up to this */
 #define SMTPD_MIRROR_MAX (SMTP_REPLY_TEXT_MAX + 1024) /* bytes of a downstream reply made ours */
 
 enum smtpd_phase {
@@ -35,6 +37,8 @@ struct scanpool;
 struct smtpd {
     struct event_base *base;
     struct evconnlistener *listener;
+    struct event *accept_resume;    /* listening again after accept() failed (R8.8) */
+    unsigned accept_backoff_ms;
     struct sockaddr_storage ds_addr;
     socklen_t ds_addrlen;
     char ds_name[256];

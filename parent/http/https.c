@@ -8,6 +8,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,11 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs.h"
 #include "log.h"
+#include "netmatch.h"
 #include "util.h"
 
 #define HTTPS_TICK_MS 200
@@ -42,6 +45,9 @@
 #define HTTPS_STATEMENT_TIMEOUT "10s"
 #define HTTPS_CERT_DAYS 3650            /* validity of the self-signed certificate */
 #define HTTPS_LISTEN_MAX 300
+#define HTTPS_ACCEPT_BACKOFF_MIN_MS 100  /* accept() failing (EMFILE …): listening pauses … */
+#define HTTPS_ACCEPT_BACKOFF_MAX_MS 5000 /* … doubling up to this, instead of spinning */
+#define HTTPS_DEFER_ACCEPT_S 10         /* the kernel holds a connection until its first bytes */
 #define HTTPS_KEY_FILE "https.key"
 #define HTTPS_CERT_FILE "https.crt"
 
@@ -55,6 +61,21 @@ struct conn {
     struct evhttp_connection *evcon;
     https_close_fn on_close;
     void *arg;
+};
+
+/* One accepted connection's accounting (R8.8), hung on its SSL object: OpenSSL frees it with
+ * the connection, whatever path closes it. Two references: the SSL object's and the pending
+ * admission check's (s_admit), so that neither outlives the other's use. */
+struct tls_conn {
+    https_t *h;
+    struct bufferevent *bev; /* NULL once the connection is gone */
+    int refs;
+    int addr;                /* index in h->addrs counted, -1 none */
+};
+
+struct addr_count {
+    char addr[64];
+    unsigned n;
 };
 
 struct https {
@@ -81,7 +102,16 @@ struct https {
     size_t nroutes;
     struct conn conns[HTTPS_CONN_MAX];
     size_t nconns;
+
+    /* R8.8: connections counted when accepted, in total and per client address */
+    unsigned accepted;
+    struct addr_count addrs[HTTPS_CONN_MAX];
+    size_t naddrs;
+    struct evconnlistener *listener;
+    uint64_t accept_backoff_ms, accept_resume_at;
 };
+
+static int s_tls_conn_idx = -1;
 
 void https_log_limited(https_t *h, const char *fmt, ...)
 {
@@ -388,15 +418,14 @@ void https_conn_forget(https_t *h, struct evhttp_connection *evcon)
     }
 }
 
-/* libevent 2.1 has no connection limit: a connection is counted at its first request; one
- * past HTTPS_CONN_MAX gets 503 and is closed. */
+/* The table of connections with requests, for the handlers' close callbacks. */
 static bool s_conn_admit(https_t *h, struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 
     if (s_conn_find(h, evcon) != NULL)
         return true;
-    if (h->nconns == HTTPS_CONN_MAX) {
+    if (h->nconns == HTTPS_CONN_MAX) { /* not reached: the accept count refuses first */
         https_log_limited(h, "https refused connection reason=\"over %d connections\"",
                           HTTPS_CONN_MAX);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
@@ -429,18 +458,113 @@ static void s_on_request(struct evhttp_request *req, void *arg)
     best->fn(h, req, path + strlen(best->prefix), best->arg);
 }
 
+static void s_tls_conn_unref(struct tls_conn *tc)
+{
+    if (--tc->refs == 0)
+        free(tc);
+}
+
+static void s_tls_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                            void *argp)
+{
+    struct tls_conn *tc = ptr;
+
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    if (tc == NULL)
+        return;
+    tc->h->accepted--;
+    if (tc->addr >= 0 && --tc->h->addrs[tc->addr].n == 0)
+        tc->h->addrs[tc->addr].addr[0] = '\0';
+    tc->addr = -1;
+    tc->bev = NULL;
+    s_tls_conn_unref(tc);
+}
+
+/* Counts the address of a connection; false when it is over its cap. */
+static bool s_addr_admit(https_t *h, struct tls_conn *tc, const char *addr)
+{
+    size_t i, free_slot = SIZE_MAX;
+
+    for (i = 0; i < h->naddrs; i++) {
+        if (strcmp(h->addrs[i].addr, addr) == 0)
+            break;
+        if (h->addrs[i].addr[0] == '\0' && free_slot == SIZE_MAX)
+            free_slot = i;
+    }
+    if (i == h->naddrs) { /* a new address: a free slot, or a new one (≤ one a connection) */
+        if (free_slot == SIZE_MAX && h->naddrs == HTTPS_CONN_MAX)
+            return false;
+        i = free_slot != SIZE_MAX ? free_slot : h->naddrs++;
+        strlcpy_p(h->addrs[i].addr, addr, sizeof h->addrs[i].addr);
+        h->addrs[i].n = 0;
+    }
+    if (h->addrs[i].n >= HTTPS_CONN_PER_ADDRESS_MAX) {
+        if (h->addrs[i].n == 0)
+            h->addrs[i].addr[0] = '\0';
+        return false;
+    }
+    h->addrs[i].n++;
+    tc->addr = (int)i;
+    return true;
+}
+
+/* Right after the accept (the loop's next turn, when evhttp has given the connection its
+ * socket): one over the total or over its address's cap is shut down at once, so that it
+ * holds no file and no slot (R8.8). */
+static void s_admit(evutil_socket_t unused, short what, void *arg)
+{
+    struct tls_conn *tc = arg;
+    https_t *h = tc->h;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char addr[64] = "unknown";
+    evutil_socket_t fd;
+
+    (void)unused;
+    (void)what;
+    if (tc->bev == NULL || (fd = bufferevent_getfd(tc->bev)) < 0) {
+        s_tls_conn_unref(tc);
+        return;
+    }
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        netmatch_addr_text((struct sockaddr *)&ss, addr, sizeof addr);
+    if (h->accepted > HTTPS_CONN_MAX) {
+        https_log_limited(h, "https refused connection address=%s reason=\"over %d connections\"",
+                          addr, HTTPS_CONN_MAX);
+        shutdown(fd, SHUT_RDWR); /* evhttp sees the end and frees the connection */
+    } else if (!s_addr_admit(h, tc, addr)) {
+        https_log_limited(h, "https refused connection address=%s reason=\"over %d connections "
+                          "from one address\"", addr, HTTPS_CONN_PER_ADDRESS_MAX);
+        shutdown(fd, SHUT_RDWR);
+    }
+    s_tls_conn_unref(tc);
+}
+
+/* evhttp calls this for each connection it accepts: the count starts here (R8.8). */
 static struct bufferevent *s_bevcb(struct event_base *base, void *arg)
 {
     https_t *h = arg;
     SSL *ssl = SSL_new(h->ssl);
     struct bufferevent *bev;
+    struct tls_conn *tc;
 
     if (ssl == NULL)
         return NULL;
+    tc = xcalloc(1, sizeof *tc);
+    tc->h = h;
+    tc->addr = -1;
+    tc->refs = 1;
+    h->accepted++;
+    h->accept_backoff_ms = 0; /* accepting works again */
+    SSL_set_ex_data(ssl, s_tls_conn_idx, tc);
     bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                          BEV_OPT_CLOSE_ON_FREE);
-    if (bev != NULL)
+    if (bev != NULL) {
         bufferevent_openssl_set_allow_dirty_shutdown(bev, 1); /* clients that just hang up */
+        tc->bev = bev;
+        tc->refs++;
+        event_base_once(base, -1, EV_TIMEOUT, s_admit, tc, &(struct timeval){ 0, 0 });
+    }
     return bev;
 }
 
@@ -456,6 +580,32 @@ int https_route(https_t *h, const char *prefix, https_handler_fn fn, void *arg)
 }
 
 /* --- life --------------------------------------------------------------------------------------- */
+
+/* accept() failed (out of files, most likely): pause listening with backoff rather than spin
+ * on a socket that stays readable, logging at most a line per interval (R8.8). */
+#define HTTPS_INSTANCES_MAX 4
+static https_t *s_instances[HTTPS_INSTANCES_MAX]; /* written before their threads start */
+
+static void s_accept_error(struct evconnlistener *l, void *arg)
+{
+    https_t *h = NULL;
+    int e = errno;
+
+    for (size_t i = 0; i < HTTPS_INSTANCES_MAX && h == NULL; i++)
+        if (s_instances[i] != NULL && (void *)s_instances[i]->http == arg) /* evhttp's arg */
+            h = s_instances[i];
+    if (h == NULL)
+        return;
+    h->accept_backoff_ms = h->accept_backoff_ms == 0 ? HTTPS_ACCEPT_BACKOFF_MIN_MS
+                           : h->accept_backoff_ms * 2 > HTTPS_ACCEPT_BACKOFF_MAX_MS
+                               ? HTTPS_ACCEPT_BACKOFF_MAX_MS
+                               : h->accept_backoff_ms * 2;
+    h->accept_resume_at = now_ms() + h->accept_backoff_ms;
+    evconnlistener_disable(l);
+    https_log_limited(h, "https accept failed on %s: %s; listening again in %llu ms "
+                      "(connections open: %u)", h->listen, strerror(e),
+                      (unsigned long long)h->accept_backoff_ms, h->accepted);
+}
 
 static void s_try_bind(https_t *h)
 {
@@ -473,6 +623,12 @@ static void s_try_bind(https_t *h)
     if (setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one,
                    sizeof one) != 0)
         log_warn("https: TCP_NODELAY on %s: %s", h->listen, strerror(errno));
+    /* R8.8: a connection that sends nothing never reaches us (nor holds one of our files) */
+    if (setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_DEFER_ACCEPT,
+                   &(int){ HTTPS_DEFER_ACCEPT_S }, sizeof(int)) != 0)
+        log_warn("https: TCP_DEFER_ACCEPT on %s: %s", h->listen, strerror(errno));
+    h->listener = evhttp_bound_socket_get_listener(bound);
+    evconnlistener_set_error_cb(h->listener, s_accept_error);
     h->bound = true;
     log_info("https ready listen=%s pin=%s", h->listen, h->pin);
 }
@@ -489,6 +645,10 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (!h->bound && now_ms() >= h->bind_at)
         s_try_bind(h);
+    if (h->accept_resume_at != 0 && now_ms() >= h->accept_resume_at) {
+        h->accept_resume_at = 0;
+        evconnlistener_enable(h->listener);
+    }
     if (h->db == NULL && now_ms() >= h->retry_at)
         s_db_connect(h);
 }
@@ -537,6 +697,8 @@ https_t *https_new(const struct https_options *opt, char *err, size_t errlen)
     }
     SSL_CTX_set_min_proto_version(h->ssl, TLS1_2_VERSION);
     SSL_CTX_set_options(h->ssl, SSL_OP_NO_RENEGOTIATION);
+    if (s_tls_conn_idx < 0)
+        s_tls_conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, s_tls_conn_free);
     if (given_cert != given_key) {
         snprintf(err, errlen, "parent.conf: https_cert and https_key go together: set both "
                               "(your certificate and its key) or neither (a self-signed pair)");
@@ -564,6 +726,11 @@ https_t *https_new(const struct https_options *opt, char *err, size_t errlen)
     evhttp_set_gencb(h->http, s_on_request, h);
     h->tick = event_new(h->base, -1, EV_PERSIST, s_on_tick, h);
     event_add(h->tick, &tick);
+    for (size_t i = 0; i < HTTPS_INSTANCES_MAX; i++)
+        if (s_instances[i] == NULL) {
+            s_instances[i] = h;
+            break;
+        }
     s_try_bind(h);
     s_db_connect(h);
     return h;
@@ -606,6 +773,9 @@ void https_free(https_t **hp)
         atomic_store(&h->stop, 1);
         pthread_join(h->thread, NULL);
     }
+    for (size_t i = 0; i < HTTPS_INSTANCES_MAX; i++)
+        if (s_instances[i] == h)
+            s_instances[i] = NULL;
     if (h->tick != NULL)
         event_free(h->tick);
     if (h->http != NULL)

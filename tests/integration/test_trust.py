@@ -519,3 +519,87 @@ def test_r8_8_report_dates_cannot_make_partitions(cluster):
         "bool_and(received_at > now() - interval '1 day') FROM message_log WHERE child = 'rogue1'")
     assert rows[0][0] == 300 and rows[0][1] == 300 and rows[0][2], rows
     cluster.cli_ok("child", "remove", "rogue1")
+
+
+def _fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _idle_connections(port, source, n):
+    out = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((source, 0))
+        s.setblocking(False)
+        try:
+            s.connect((LOOPBACK, port))
+        except BlockingIOError:
+            pass
+        out.append(s)
+    return out
+
+
+def test_r8_8_idle_https_connections_bounded(cluster):
+    """R8.8: 1 100 idle TCP connections to the HTTPS port from one address (the review's
+    attack exhausted the parent's files) are counted when accepted: the parent holds at most
+    its per-address cap of them, refuses the rest at once, keeps answering the API from another
+    address, and its log grows by a few lines, not megabytes."""
+    import resource
+    from apiclient import api_for
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    pid = cluster.parent.proc.pid
+    api = api_for(cluster, "viewer")
+    api.get("/api/v1/status")
+    fds0 = _fds(pid)
+    log0 = os.path.getsize(cluster.parent.proc.log_path)
+    mark = cluster.parent.proc.log_mark()
+    conns = _idle_connections(cluster.parent.https_port, "127.0.0.77", 1100)
+    try:
+        assert api.get("/api/v1/status")["children"], "the API stopped answering"
+        # the kernel hands idle connections over once TCP_DEFER_ACCEPT's wait is up
+        wait_until(lambda: "from one address" in cluster.parent.proc.log_since(mark), 60,
+                   "the parent to refuse connections over the per-address cap")
+        assert api.get("/api/v1/status")["children"]
+        peak = _fds(pid) - fds0
+        assert peak <= 64 + 16, f"the parent holds {peak} more files"
+    finally:
+        for s in conns:
+            s.close()
+    grew = os.path.getsize(cluster.parent.proc.log_path) - log0
+    assert grew < 64 * 1024, f"the parent's log grew by {grew} bytes"
+
+
+def test_r8_8_accept_errors_back_off(cluster):
+    """R8.8: with the parent out of files (its limit lowered under it), accept() fails; the
+    HTTPS listener pauses with backoff instead of spinning (the review saw 820 MB of log in
+    75 s), and serves again once files are free."""
+    import subprocess
+    from apiclient import api_for
+    pid = cluster.parent.proc.pid
+    api = api_for(cluster, "viewer")
+    limit = _fds(pid) + 20
+    log0 = os.path.getsize(cluster.parent.proc.log_path)
+    mark = cluster.parent.proc.log_mark()
+    subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={limit}:{limit * 4}"], check=True)
+    conns = []
+    try:
+        for i in range(3):  # three addresses: none over its own cap, all over the files left
+            conns += _idle_connections(cluster.parent.https_port, f"127.0.0.{90 + i}", 40)
+        for s in conns:
+            try:
+                s.send(b"\x16\x03\x01")  # the first bytes of a ClientHello: accepted at once
+            except OSError:
+                pass
+        wait_until(lambda: "https accept failed" in cluster.parent.proc.log_since(mark), 30,
+                   "accept() to fail for want of files")
+        time.sleep(3)  # the window in which a spinning listener would write megabytes
+        grew = os.path.getsize(cluster.parent.proc.log_path) - log0
+        assert grew < 64 * 1024, f"the parent's log grew by {grew} bytes while out of files"
+    finally:
+        for s in conns:
+            s.close()
+        subprocess.run(["prlimit", f"--pid={pid}", "--nofile=65536:65536"], check=False)
+    wait_until(lambda: api.request("GET", "/api/v1/status")[0] == 200, 30,
+               "the API to answer again")
+    assert cluster.parent.proc.running()
