@@ -77,18 +77,64 @@ const char *mime_detect_type(const unsigned char *p, size_t n)
 
 /* --- containers pre-count ------------------------------------------------------------------ */
 
-/* "multipart/" and "message/" anywhere: an upper bound of what GMime will recurse into. */
-static size_t s_count_containers(const char *d, size_t len, size_t stop)
-{
-    size_t n = 0;
+/* What a cheap pass over the bytes tells before GMime sees any (R8.5): GMime recurses once a
+ * container and builds an object for every header field, so both are bounded here. */
+struct prescan {
+    size_t containers;     /* "multipart/" and "message/" anywhere: an upper bound */
+    size_t fields;         /* lines that start like a header field ("Name:") anywhere */
+    size_t top_fields;     /* header fields of the top-level block */
+    size_t top_len;        /* bytes of the top-level block, its blank line included */
+    size_t top_cut;        /* bytes of the top-level block that fit the limits (whole fields) */
+};
 
-    for (size_t i = 0; i + 8 <= len && n <= stop; i++) {
+static bool s_field_start(const char *p, const char *end)
+{
+    const char *q = p;
+
+    while (q < end && *q > 0x20 && *q < 0x7f && *q != ':')
+        q++;
+    return q > p && q < end && *q == ':';
+}
+
+static void s_prescan(const char *d, size_t len, size_t stop, unsigned max_top_fields,
+                      struct prescan *ps)
+{
+    const char *p = d, *end = d + len;
+    bool top = true;
+
+    memset(ps, 0, sizeof *ps);
+    for (size_t i = 0; i + 8 <= len && ps->containers <= stop; i++) {
         char c = d[i] | 0x20;
         if (c == 'm' && ((len - i >= 10 && strncasecmp(d + i, "multipart/", 10) == 0) ||
                          strncasecmp(d + i, "message/", 8) == 0))
-            n++;
+            ps->containers++;
     }
-    return n;
+    while (p < end) { /* line by line; the decoder stored CRLF ends */
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *next = nl != NULL ? nl + 1 : end;
+        bool blank = next - p <= 2 && (*p == '\r' || *p == '\n');
+
+        if (top && blank) {
+            top = false;
+            ps->top_len = (size_t)(next - d);
+            if (ps->top_fields <= max_top_fields && ps->top_len <= MIME_TOP_HEADER_BYTES_MAX)
+                ps->top_cut = ps->top_len;
+        } else if (s_field_start(p, next)) {
+            ps->fields++;
+            if (top) {
+                /* the block up to here is whole fields: a place to cut it */
+                if (++ps->top_fields <= max_top_fields + 1 &&
+                    (size_t)(p - d) <= MIME_TOP_HEADER_BYTES_MAX)
+                    ps->top_cut = (size_t)(p - d);
+            }
+        }
+        p = next;
+    }
+    if (top) { /* no body: the whole message is its header block */
+        ps->top_len = len;
+        if (ps->top_fields <= max_top_fields && len <= MIME_TOP_HEADER_BYTES_MAX)
+            ps->top_cut = len;
+    }
 }
 
 /* --- URLs ------------------------------------------------------------------------------------- */
@@ -332,18 +378,40 @@ struct mime_result *mime_parse(const char *data, size_t len, const struct mime_l
     GMimeMessage *m;
     const char *v;
 
-    if (s_count_containers(data, len, stop) > stop) {
+    struct prescan ps;
+    char *top = NULL;
+
+    s_prescan(data, len, stop, lim->max_headers, &ps);
+    if (ps.containers > stop) {
         /* Too many containers to hand to GMime whole: the top-level headers only. */
-        const char *end = memmem(data, len, "\r\n\r\n", 4);
         r->exceptions |= lim->max_parts <= MIME_CONTAINERS_MAX ? POLICY_EXC_MIME_PARTS
                                                                : POLICY_EXC_MIME_DEPTH;
         headers_only = true;
-        len = end != NULL ? (size_t)(end - data) + 4 : 0;
+    }
+    if (ps.fields > MIME_HEADER_FIELDS_MAX || ps.top_fields > lim->max_headers) {
+        r->exceptions |= POLICY_EXC_MIME_HEADERS;
+        headers_only = true;
+    }
+    if (ps.top_len > MIME_TOP_HEADER_BYTES_MAX) {
+        r->exceptions |= POLICY_EXC_MIME_HEADER_LENGTH;
+        headers_only = true;
+    }
+    if (headers_only) {
+        /* the first whole fields within the limits, ended as a header block, for the rules */
+        len = ps.top_cut < ps.top_len ? ps.top_cut : ps.top_len;
+        if (len == 0) /* the first field alone is over the limit: its start */
+            len = ps.top_len < MIME_TOP_HEADER_BYTES_MAX ? ps.top_len : MIME_TOP_HEADER_BYTES_MAX;
+        top = xmalloc(len + 2);
+        memcpy(top, data, len);
+        memcpy(top + len, "\r\n", 2);
+        data = top;
+        len += 2;
     }
     m = s_construct(data, len, &stream);
     if (m == NULL) {
         r->exceptions |= POLICY_EXC_MIME_MALFORMED;
         g_object_unref(stream);
+        free(top);
         return r;
     }
     s_headers(&w, GMIME_OBJECT(m), true);
@@ -355,6 +423,7 @@ struct mime_result *mime_parse(const char *data, size_t len, const struct mime_l
         s_walk(&w, g_mime_message_get_mime_part(m), 0);
     g_object_unref(m);
     g_object_unref(stream);
+    free(top); /* the memory stream borrowed it */
     return r;
 }
 

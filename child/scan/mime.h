@@ -13,6 +13,9 @@
 
 #define MIME_CONTAINERS_MAX 2000 /* multipart and message/rfc822 headers handed to GMime: its
                                   * parser recurses once per level, so this bounds its stack */
+#define MIME_HEADER_FIELDS_MAX 20000 /* header-field lines anywhere in a message handed to
+                                      * GMime (it builds an object for each: ~700 bytes) */
+#define MIME_TOP_HEADER_BYTES_MAX (4u << 20) /* bytes of the top-level header block handed over */
 #define MIME_URLS_MAX 256        /* URLs kept per message */
 #define MIME_URL_MAX 2048        /* bytes of one URL; longer ones are cut */
 #define MIME_MAGIC_BYTES 512     /* decoded bytes of a part kept for type detection */

@@ -603,3 +603,39 @@ def test_r8_8_accept_errors_back_off(cluster):
     wait_until(lambda: api.request("GET", "/api/v1/status")[0] == 200, 30,
                "the API to answer again")
     assert cluster.parent.proc.running()
+
+
+# -- header floods (R8.5) -----------------------------------------------------------------------
+
+def _hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_r8_5_header_flood_bounded(cluster, child):
+    """R8.5: a 45 MiB message of short header lines (the review's took the scan service to
+    3.0 GB) is counted before GMime builds anything: the scan service's peak memory stays
+    within a few times the message, the message is kept (quarantined as the mime_headers scan
+    exception), and the service goes on serving."""
+    from scanning import QUARANTINED_RE, scan_pids
+    pid = scan_pids(child)[0]
+    token = new_token("hflood")
+    head = make_message(token, SENDER, RCPT)
+    i = head.index(b"\r\n") + 2
+    line = b"X-F: v\r\n"
+    flood = line * (45 * 1024 * 1024 // len(line))
+    msg = head[:i] + flood + head[i:] + b".\r\n"
+    hwm0 = _hwm_kb(pid)
+    c = _transaction(child, msg)
+    code, text = c.reply()
+    c.close()
+    assert code == 250 and QUARANTINED_RE.search(f"{code} {text}"), (code, text)
+    grew = _hwm_kb(pid) - hwm0
+    assert grew < 400 * 1024, f"the scan service's peak grew by {grew} KiB"
+    probe = new_token("hflood-probe")
+    c = _transaction(child, make_message(probe, SENDER, RCPT) + b".\r\n")
+    assert c.reply()[0] == 250
+    c.close()

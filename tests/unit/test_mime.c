@@ -213,6 +213,74 @@ static void test_header_limits(void **state)
     mime_result_free(&r);
 }
 
+/* R8.5: header floods are bounded before GMime builds anything — the review's 45 MiB of short
+ * header lines took the scan service to 3 GB. Top-level: the first whole fields within the
+ * limit are parsed (Subject first stays), the rest never reaches GMime; anywhere in the
+ * message: more than MIME_HEADER_FIELDS_MAX field lines; a top block over its byte limit. */
+static void test_header_flood(void **state)
+{
+    size_t n = 200000, cap = 16 * n + 64, len = 0;
+    char *m = malloc(cap);
+    struct mime_result *r;
+
+    (void)state;
+    len += (size_t)snprintf(m + len, cap - len, "Subject: flood\r\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(m + len, cap - len, "X-%zu: v\r\n", i % 1000);
+    len += (size_t)snprintf(m + len, cap - len, "\r\nbody\r\n");
+    r = mime_parse(m, len, &s_lim);
+    assert_true(r->exceptions & POLICY_EXC_MIME_HEADERS);
+    assert_true(r->nheaders <= s_lim.max_headers);
+    assert_string_equal(s_header(r, "Subject"), "flood");
+    mime_result_free(&r);
+
+    /* few top-level fields, but part headers (or anything shaped like them) by the thousand */
+    len = (size_t)snprintf(m, cap, "Subject: nested\r\nContent-Type: multipart/mixed; "
+                                   "boundary=\"B\"\r\n\r\n--B\r\n");
+    for (size_t i = 0; i <= MIME_HEADER_FIELDS_MAX; i++)
+        len += (size_t)snprintf(m + len, cap - len, "X-P: v\r\n");
+    len += (size_t)snprintf(m + len, cap - len, "\r\ntext\r\n--B--\r\n");
+    r = mime_parse(m, len, &s_lim);
+    assert_true(r->exceptions & POLICY_EXC_MIME_HEADERS);
+    assert_string_equal(s_header(r, "Subject"), "nested");
+    assert_int_equal(r->nparts, 0); /* the tree was not built */
+    mime_result_free(&r);
+
+    /* one field short of the whole-message limit: parsed as usual */
+    len = (size_t)snprintf(m, cap, "Subject: nested\r\nContent-Type: multipart/mixed; "
+                                   "boundary=\"B\"\r\n\r\n--B\r\n");
+    for (size_t i = 0; i < MIME_HEADER_FIELDS_MAX - 2; i++)
+        len += (size_t)snprintf(m + len, cap - len, "X-P: v\r\n");
+    len += (size_t)snprintf(m + len, cap - len, "\r\ntext\r\n--B--\r\n");
+    {
+        struct mime_limits lim = s_lim;
+        lim.max_headers = MIME_HEADER_FIELDS_MAX; /* per part: not what is tested here */
+        r = mime_parse(m, len, &lim);
+        assert_false(r->exceptions & POLICY_EXC_MIME_HEADERS);
+        assert_int_equal(r->nparts, 1);
+        mime_result_free(&r);
+    }
+
+    /* a top-level block over MIME_TOP_HEADER_BYTES_MAX: one folded field of 1.5 MiB */
+    free(m);
+    cap = MIME_TOP_HEADER_BYTES_MAX * 2;
+    m = malloc(cap);
+    len = (size_t)snprintf(m, cap, "Subject: big\r\nX-Big: a");
+    while (len < MIME_TOP_HEADER_BYTES_MAX + MIME_TOP_HEADER_BYTES_MAX / 2)
+        len += (size_t)snprintf(m + len, cap - len, "\r\n aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    len += (size_t)snprintf(m + len, cap - len, "\r\n\r\nbody\r\n");
+    {
+        struct mime_limits lim = s_lim;
+        lim.max_header_length = 16u << 20;
+        r = mime_parse(m, len, &lim);
+        assert_true(r->exceptions & POLICY_EXC_MIME_HEADER_LENGTH);
+        assert_string_equal(s_header(r, "Subject"), "big");
+        assert_null(s_header(r, "X-Big")); /* cut at the field before it */
+        mime_result_free(&r);
+    }
+    free(m);
+}
+
 static void test_malformed(void **state)
 {
     static const char *const cases[] = {
@@ -351,7 +419,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parts_and_headers), cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_hostile_nesting),   cmocka_unit_test(test_parts_limit),
-        cmocka_unit_test(test_header_limits),     cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_header_limits),     cmocka_unit_test(test_header_flood),
+        cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_long_header_line),  cmocka_unit_test(test_decoded_size),
         cmocka_unit_test(test_detect_type),       cmocka_unit_test(test_edit),
     };
