@@ -10,6 +10,7 @@
 
 #include "ers_zones.h"
 #include "mailaddr.h"
+#include "mta_adapter.h"
 #include "netmatch.h"
 #include "util.h"
 
@@ -77,6 +78,13 @@ static int s_check_networks(const char *v, char *err, size_t errlen)
     return netmatch_parse(v, &m, err, errlen);
 }
 
+static int s_check_mta_adapter(const char *v, char *err, size_t errlen)
+{
+    struct mta_adapter a;
+
+    return mta_adapter_parse(v, &a, err, errlen);
+}
+
 static setting_check_fn *const s_checks[SETTING__COUNT] = {
     [SETTING_RETENTION_PURGE_TIME] = s_check_hhmm,
     [SETTING_ERS_ZONES] = s_check_ers_zones,
@@ -84,6 +92,7 @@ static setting_check_fn *const s_checks[SETTING__COUNT] = {
     [SETTING_NOTIFY_FROM] = s_check_address,
     [SETTING_NOTIFY_SMTP_URL] = s_check_smtp_url,
     [SETTING_SMTP_BARE_NEWLINE] = s_check_bare_newline,
+    [SETTING_MTA_ADAPTER] = s_check_mta_adapter,
     [SETTING_SMTP_XFORWARD_HOSTS] = s_check_networks,
 };
 

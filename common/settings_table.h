@@ -98,14 +98,11 @@
       "seconds", "upstream Postfix: lifetime of bounces (null sender); 0 = not retried (R4.1)") \
     X(MTA_APPLY, "mta", "apply", BOOL, "false", 0, 0, "",                                       \
       "children apply the mta.* retry settings to their upstream Postfix (R4.3); off: left alone") \
-    X(MTA_POSTCONF_COMMAND, "mta", "postconf_command", STRING, "postconf -e", 1, 1024,          \
-      "characters", "command a child runs with NAME=VALUE arguments to set Postfix parameters (R4.3)") \
-    X(MTA_RELOAD_COMMAND, "mta", "reload_command", STRING, "postfix reload", 1, 1024,           \
-      "characters", "command a child runs after changing Postfix parameters (R4.3)")            \
+    X(MTA_ADAPTER, "mta", "adapter", STRING, "postfix", 4, 300, "adapter",                     \
+      "how children flush and configure their MTA: postfix, postfix:/CONFIG/DIR, local (the "    \
+      "commands in the child's own child.conf) or none; never a command line (R8.2)")           \
     X(SUPERVISE_CHECK_INTERVAL_S, "supervise", "check_interval_s", INT, "60", 1, 3600, "seconds", \
       "how often the manager checks the scan service (besides SIGCHLD) (R1.5)")                 \
-    X(SUPERVISE_FLUSH_COMMAND, "supervise", "flush_command", STRING, "postqueue -f", 0, 1024,   \
-      "characters", "command that flushes the upstream MTA's queue after every scan service start; empty: none (R1.5)") \
     X(QUARANTINE_QUOTA_MB, "quarantine", "quota_mb", INT, "51200", 1, 102400, "MB",              \
       "disk quota of each child's quarantine directory; under 1024 is flagged (R5.7, R5.13)")    \
     X(ARCHIVE_QUOTA_MB, "archive", "quota_mb", INT, "10240", 1, 102400, "MB",                    \

@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "fs.h"
 #include "keys.h"
+#include "manager/mta_action.h"
 #include "link.h"
 #include "log.h"
 #include "manager/command.h"
@@ -68,6 +69,7 @@ struct manager {
     struct curve_keypair keys;
     char config_path[4096], hostname[256];
     settings_t *settings;            /* in force; version 0 = defaults, never configured */
+    struct mta_local mta_local;      /* child.conf's MTA commands (mta.adapter local) */
     uint64_t pending_ack;            /* version sent to the scan service, awaiting its word */
 
     void *ctx, *sock;
@@ -661,8 +663,9 @@ static int s_setup(struct manager *m, const char *path)
     m->scan.quarantine_dir = m->quarantine_dir;
     m->scan.archive_dir = m->archive_dir;
     m->scan.dns_server = conf_get(m->conf, "dns_server");
-    m->sup = supervise_new(&m->scan, m->mrep);
-    m->mta = mta_apply_new(state_dir, m->mrep);
+    mta_local_from_conf(m->conf, &m->mta_local);
+    m->sup = supervise_new(&m->scan, m->mrep, &m->mta_local);
+    m->mta = mta_apply_new(state_dir, m->mrep, &m->mta_local);
     if ((m->quota = quota_new(m->quarantine_dir, m->archive_dir, state_dir, m->mrep, err,
                               sizeof err)) == NULL)
         fatal("quota: %s", err);

@@ -1,5 +1,5 @@
-/* mta_apply: see mta_apply.h. One step at a time: postconf, then reload; the applied key (both
- * commands and the parameters) is written only after the reload succeeded. */
+/* mta_apply: see mta_apply.h. One step at a time: postconf, then reload; the applied key (the
+ * adapter and the parameters) is written only after the reload succeeded. */
 #include "manager/mta_apply.h"
 
 #include <inttypes.h>
@@ -10,6 +10,7 @@
 
 #include "fs.h"
 #include "log.h"
+#include "manager/mta_action.h"
 #include "manager/runcmd.h"
 #include "util.h"
 
@@ -25,7 +26,7 @@ struct mta_apply {
     char trying[MTA_APPLY_KEY_MAX];    /* key being applied */
     char failed[MTA_APPLY_KEY_MAX];    /* key of the last failure */
     char params[512];                  /* being applied, for the event */
-    char reload_cmd[1100];
+    const struct mta_local *local;     /* child.conf's commands (mta.adapter local) */
     uint64_t failed_version, retry_at_ms;
     enum mta_step step;
     runcmd_t *cmd;
@@ -38,13 +39,15 @@ struct mta_apply {
     uint64_t req;                      /* command id answered when the application ends */
 };
 
-mta_apply_t *mta_apply_new(const char *state_dir, mreport_t *mrep)
+mta_apply_t *mta_apply_new(const char *state_dir, mreport_t *mrep,
+                           const struct mta_local *local)
 {
     mta_apply_t *ma = xcalloc(1, sizeof *ma);
     char err[512], *data = NULL;
     size_t len;
 
     ma->mrep = mrep;
+    ma->local = local;
     snprintf(ma->path, sizeof ma->path, "%s/%s", state_dir, MTA_APPLY_FILE);
     strlcpy_p(ma->state, "off", sizeof ma->state);
     if (fs_read_file(ma->path, sizeof ma->applied - 1, &data, &len, err, sizeof err) == 0) {
@@ -118,27 +121,31 @@ static void s_failed(mta_apply_t *ma, const char *what, const char *why, const s
     s_answer(ma, false);
 }
 
-/* Starts cmd with extra arguments; 0 started, -1 failed (recorded). */
-static int s_run(mta_apply_t *ma, const char *setting, const char *cmd, const char *params,
-                 const settings_t *s)
+/* Starts an action of mta.adapter with the parameters (postconf's); 0 started, -1 failed
+ * (recorded). */
+static int s_run(mta_apply_t *ma, enum mta_action a, const char *params, const settings_t *s)
 {
     const char *extra[MTA_APPLY_PARAMS];
-    char copy[512], err[512], why[640];
+    char copy[512], err[512], why[1700], desc[1100];
     struct runcmd_argv av;
     size_t n = 0;
+    int r;
 
     strlcpy_p(copy, params != NULL ? params : "", sizeof copy);
     for (char *save = NULL, *w = strtok_r(copy, " ", &save); w != NULL && n < MTA_APPLY_PARAMS;
          w = strtok_r(NULL, " ", &save))
         extra[n++] = w;
-    if (runcmd_split(cmd, extra, n, &av, err, sizeof err) == 0) {
-        ma->cmd = runcmd_start(setting, av.argv, RUNCMD_TIMEOUT_MS, err, sizeof err);
+    r = mta_action_argv(s, ma->local, a, extra, n, &av, desc, sizeof desc, err, sizeof err);
+    if (r > 0) {
+        ma->cmd = runcmd_start(mta_action_name(a), av.argv, RUNCMD_TIMEOUT_MS, err, sizeof err);
         runcmd_argv_free(&av);
+        if (ma->cmd != NULL)
+            return 0;
+        snprintf(why, sizeof why, "\"%s\": %s", desc, err);
+    } else {
+        snprintf(why, sizeof why, "%s", r == 0 ? desc : err);
     }
-    if (ma->cmd != NULL)
-        return 0;
-    snprintf(why, sizeof why, "\"%s\": %s", cmd, err);
-    s_failed(ma, setting, why, s);
+    s_failed(ma, mta_action_name(a), why, s);
     return -1;
 }
 
@@ -151,13 +158,12 @@ static void s_done(mta_apply_t *ma, const settings_t *s)
     strlcpy_p(result, runcmd_result(ma->cmd), sizeof result);
     runcmd_destroy(&ma->cmd);
     if (!ok) {
-        s_failed(ma, ma->step == MTA_POSTCONF ? "mta.postconf_command" : "mta.reload_command",
-                 result, s);
+        s_failed(ma, ma->step == MTA_POSTCONF ? "postconf" : "reload", result, s);
         return;
     }
     if (ma->step == MTA_POSTCONF) {
         ma->step = MTA_RELOAD;
-        s_run(ma, "mta.reload_command", ma->reload_cmd, NULL, s);
+        s_run(ma, MTA_ACTION_RELOAD, NULL, s);
         return;
     }
     ma->step = MTA_IDLE;
@@ -175,7 +181,7 @@ static void s_done(mta_apply_t *ma, const settings_t *s)
 
 void mta_apply_tick(mta_apply_t *ma, const settings_t *s)
 {
-    const char *postconf = settings_str(s, SETTING_MTA_POSTCONF_COMMAND);
+    const char *adapter = settings_str(s, SETTING_MTA_ADAPTER);
     char params[sizeof ma->params], key[MTA_APPLY_KEY_MAX];
 
     if (ma->cmd != NULL) {
@@ -188,8 +194,7 @@ void mta_apply_tick(mta_apply_t *ma, const settings_t *s)
         return;
     }
     mta_apply_params(s, params, sizeof params);
-    snprintf(key, sizeof key, "%s\n%s\n%s\n", postconf, settings_str(s, SETTING_MTA_RELOAD_COMMAND),
-             params);
+    snprintf(key, sizeof key, "%s\n%s\n", adapter, params);
     if (strcmp(key, ma->applied) == 0 && !ma->force) {
         strlcpy_p(ma->state, "ok", sizeof ma->state);
         return;
@@ -202,12 +207,11 @@ void mta_apply_tick(mta_apply_t *ma, const settings_t *s)
         strlcpy_p(ma->state, "applying", sizeof ma->state);
     strlcpy_p(ma->trying, key, sizeof ma->trying);
     strlcpy_p(ma->params, params, sizeof ma->params);
-    strlcpy_p(ma->reload_cmd, settings_str(s, SETTING_MTA_RELOAD_COMMAND), sizeof ma->reload_cmd);
-    log_info("applying MTA settings%s: %s %s", ma->force ? " (the administrator's request)" : "",
-             postconf, params);
+    log_info("applying MTA settings%s: mta.adapter %s: %s",
+             ma->force ? " (the administrator's request)" : "", adapter, params);
     ma->force = false;
     ma->step = MTA_POSTCONF;
-    s_run(ma, "mta.postconf_command", postconf, params, s);
+    s_run(ma, MTA_ACTION_POSTCONF, params, s);
 }
 
 /* --- the parent's command (R7.4) --------------------------------------------------------------- */
@@ -222,8 +226,8 @@ static int s_cmd_apply(void *arg, const Portcullis__Command *cmd, Portcullis__Co
         return 1; /* sent again while it runs: the one answer comes when it ends */
     if (!settings_bool(s, SETTING_MTA_APPLY)) {
         reply->error = "mta.apply is off: this child does not apply MTA settings to its upstream "
-                       "Postfix (set mta.apply to true, with mta.postconf_command and "
-                       "mta.reload_command, to have them applied)";
+                       "Postfix (set mta.apply to true, and mta.adapter to the Postfix it "
+                       "serves, to have them applied)";
         return 0;
     }
     if (ma->req != 0) {

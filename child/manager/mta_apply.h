@@ -1,7 +1,8 @@
 /* mta_apply: a child applies the mta.* retry settings to its upstream Postfix (R4.3) when
- * mta.apply is on: `<mta.postconf_command> queue_run_delay=…s minimal_backoff_time=…s
- * maximal_backoff_time=…s maximal_queue_lifetime=…s bounce_queue_lifetime=…s`, then
- * `<mta.reload_command>`, both through runcmd (no shell, never blocking the loop). What was last
+ * mta.apply is on: mta.adapter's postconf (`postconf [-c DIR] -e queue_run_delay=…s
+ * minimal_backoff_time=…s maximal_backoff_time=…s maximal_queue_lifetime=…s
+ * bounce_queue_lifetime=…s`), then its reload, both through runcmd (no shell, never blocking
+ * the loop; R8.2: the parent chooses the adapter, never the program). What was last
  * applied successfully is kept in state_dir/mta_applied (atomic), so only a change is applied;
  * a failure is retried at the next configuration or after supervise.check_interval_s. The
  * outcome travels in Health.mta_state ("ok", "off", "applying" or the error) and as events. */
@@ -20,8 +21,10 @@
 
 typedef struct mta_apply mta_apply_t;
 
-/* mrep is borrowed. Reads state_dir/mta_applied if there is one. */
-mta_apply_t *mta_apply_new(const char *state_dir, mreport_t *mrep);
+struct mta_local;
+/* mrep and local are borrowed. Reads state_dir/mta_applied if there is one. */
+mta_apply_t *mta_apply_new(const char *state_dir, mreport_t *mrep,
+                           const struct mta_local *local);
 /* NULL-safe; a command still running is killed. */
 void mta_apply_destroy(mta_apply_t **map);
 /* Every loop turn, with the settings in force. */

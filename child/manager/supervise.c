@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "log.h"
+#include "manager/mta_action.h"
 #include "manager/runcmd.h"
 #include "util.h"
 
@@ -26,7 +27,8 @@ struct supervise {
     bool flush_waits_logged;
     pid_t flush_for;          /* the start the running flush is for */
     runcmd_t *flush;
-    char flush_cmd[1100];     /* as set when the flush began, for its event */
+    char flush_cmd[1100];     /* what the flush runs, for its event */
+    const struct mta_local *local;
     uint64_t last_stats_ms;
     uint64_t next_check_ms;
     /* the parent's commands (R7.4) */
@@ -37,12 +39,14 @@ struct supervise {
     char reply_err[RUNCMD_RESULT_MAX + 1200];
 };
 
-supervise_t *supervise_new(struct scan_proc *scan, mreport_t *mrep)
+supervise_t *supervise_new(struct scan_proc *scan, mreport_t *mrep,
+                           const struct mta_local *local)
 {
     supervise_t *sv = xcalloc(1, sizeof *sv);
 
     sv->scan = scan;
     sv->mrep = mrep;
+    sv->local = local;
     return sv;
 }
 
@@ -108,23 +112,25 @@ bool supervise_reap(supervise_t *sv)
 
 /* --- flush (R1.5) -------------------------------------------------------------------------- */
 
-/* Starts supervise.flush_command; 0 started, -1 not (err filled, recorded as an event). */
+/* Starts the upstream queue flush of mta.adapter (R1.5, R8.2); 0 started, -1 not (err
+ * filled; recorded as an event unless there is nothing to run). */
 static int s_flush_start(supervise_t *sv, const settings_t *settings, bool admin, char *err,
                          size_t errlen)
 {
-    const char *cmd = settings_str(settings, SETTING_SUPERVISE_FLUSH_COMMAND);
     struct runcmd_argv av;
+    int r;
 
     sv->flush_due = false;
-    if (cmd == NULL || *cmd == '\0') {
-        log_info("upstream queue not flushed: supervise.flush_command is empty");
-        snprintf(err, errlen, "supervise.flush_command is empty: nothing to run");
+    r = mta_action_argv(settings, sv->local, MTA_ACTION_FLUSH, NULL, 0, &av, sv->flush_cmd,
+                        sizeof sv->flush_cmd, err, errlen);
+    if (r == 0) {
+        log_info("upstream queue not flushed: %s", sv->flush_cmd);
+        snprintf(err, errlen, "%s: nothing to run", sv->flush_cmd);
         return -1;
     }
-    strlcpy_p(sv->flush_cmd, cmd, sizeof sv->flush_cmd);
     sv->flush_for = sv->scan->pid;
     sv->flush_admin = admin;
-    if (runcmd_split(cmd, NULL, 0, &av, err, errlen) == 0) {
+    if (r > 0) {
         sv->flush = runcmd_start("upstream queue flush", av.argv, RUNCMD_TIMEOUT_MS, err,
                                  errlen);
         runcmd_argv_free(&av);
@@ -132,8 +138,8 @@ static int s_flush_start(supervise_t *sv, const settings_t *settings, bool admin
     if (sv->flush != NULL)
         return 0;
     mreport_event(sv->mrep, "system", "error", false, NULL,
-                  "upstream queue flush failed: %s (supervise.flush_command \"%s\")", err,
-                  sv->flush_cmd);
+                  "upstream queue flush failed: %s (mta.adapter %s)", err,
+                  settings_str(settings, SETTING_MTA_ADAPTER));
     return -1;
 }
 
@@ -149,8 +155,7 @@ static void s_flush_answer(supervise_t *sv)
     d = json_pack("{s:s, s:s, s:s}", "command", sv->flush_cmd, "result",
                   runcmd_result(sv->flush), "output", runcmd_output(sv->flush));
     txt = json_dumps(d, JSON_COMPACT);
-    snprintf(sv->reply_err, sizeof sv->reply_err,
-             "upstream queue flush failed: %s (supervise.flush_command \"%s\")",
+    snprintf(sv->reply_err, sizeof sv->reply_err, "upstream queue flush failed: %s (%s)",
              runcmd_result(sv->flush), sv->flush_cmd);
     command_reply(sv->cmd, sv->flush_req, ok, ok ? NULL : sv->reply_err, txt);
     log_info("command id=%" PRIu64 " flush: %s", sv->flush_req, ok ? "done" : sv->reply_err);
@@ -172,8 +177,8 @@ static void s_flush_tick(supervise_t *sv, const settings_t *settings)
                           (long)sv->flush_for, sv->flush_cmd);
         else
             mreport_event(sv->mrep, "system", "error", false, NULL,
-                          "upstream queue flush failed: %s (supervise.flush_command \"%s\")",
-                          runcmd_result(sv->flush), sv->flush_cmd);
+                          "upstream queue flush failed: %s (%s)", runcmd_result(sv->flush),
+                          sv->flush_cmd);
         s_flush_answer(sv);
         runcmd_destroy(&sv->flush);
     }
@@ -266,8 +271,7 @@ static int s_cmd_flush(void *arg, const Portcullis__Command *cmd, Portcullis__Co
         return 1;
     }
     if (settings_version(s) == 0) {
-        reply->error = "no configuration from the parent yet: supervise.flush_command is not "
-                       "known";
+        reply->error = "no configuration from the parent yet: its mta.adapter is not known";
         return 0;
     }
     if (sv->scan->pid == 0) {
@@ -275,8 +279,8 @@ static int s_cmd_flush(void *arg, const Portcullis__Command *cmd, Portcullis__Co
                        "has started";
         return 0;
     }
-    log_info("command id=%" PRIu64 " flush: running %s", cmd->id,
-             settings_str(s, SETTING_SUPERVISE_FLUSH_COMMAND));
+    log_info("command id=%" PRIu64 " flush: mta.adapter %s", cmd->id,
+             settings_str(s, SETTING_MTA_ADAPTER));
     if (s_flush_start(sv, s, true, sv->reply_err, sizeof sv->reply_err) != 0) {
         reply->error = sv->reply_err;
         return 0;

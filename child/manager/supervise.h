@@ -19,8 +19,10 @@
 
 typedef struct supervise supervise_t;
 
-/* scan and mrep are borrowed and outlive the supervisor. */
-supervise_t *supervise_new(struct scan_proc *scan, mreport_t *mrep);
+struct mta_local;
+/* scan, mrep and local (child.conf's MTA commands) are borrowed and outlive the supervisor. */
+supervise_t *supervise_new(struct scan_proc *scan, mreport_t *mrep,
+                           const struct mta_local *local);
 /* Stops the scan service (graceful, as scan_proc_stop), records it, ends a running flush. */
 void supervise_destroy(supervise_t **svp);
 
@@ -32,7 +34,7 @@ bool supervise_reap(supervise_t *sv);
 /* Every loop turn: flush progress, the periodic check. settings: those in force. */
 void supervise_tick(supervise_t *sv, const settings_t *settings);
 
-/* The parent's commands (R7.4): "flush" runs supervise.flush_command now and answers when it
+/* The parent's commands (R7.4): "flush" runs mta.adapter's queue flush now and answers when it
  * has ended (a flush already running after a start answers for it); "reload" has the scan
  * service reload its signatures. *settings is the manager's pointer to the settings in force
  * (replaced by each configuration); cmd and settings outlive the supervisor. */

@@ -14,10 +14,9 @@ from zmq.utils import z85
 
 import signatures
 from mta import PostfixInstance
-from procs import (BIN_DIR, LOOPBACK, POSTFIX, POSTQUEUE, HarnessError, Proc, forget_logs,
+from procs import (BIN_DIR, LOOPBACK, HarnessError, Proc, forget_logs,
                    free_port, make_dir, make_traversable, wait_for_port, wait_until)
 
-POSTCONF = "/usr/sbin/postconf"
 WEB_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "web"))
 
 def bin_path(name):
@@ -191,17 +190,16 @@ class Cluster:
             self.downstream = PostfixInstance(self.base, "downstream", "downstream").start()
             self.parent = Parent(self.base, self.pg.dsn).start()
             # R1.5: a child flushes its upstream queue after every scan service start; the
-            # default `postqueue -f` is the machine's own Postfix, never to be touched by tests:
-            # no flush until this cluster's upstream exists, then that instance's queue.
-            self.cli_ok("settings", "set", "supervise.flush_command", "")
+            # default adapter `postfix` is the machine's own Postfix, never to be touched by
+            # tests: none until this cluster's upstream exists, then that instance (R8.2).
+            self.cli_ok("settings", "set", "mta.adapter", "none")
             for i in range(1, self.n_children + 1):
                 self.add_child(f"child{i}")
             if self.want_upstream:
                 filters = {f"{name}.test": c.smtp_address for name, c in self.children.items()}
                 self.upstream = PostfixInstance(self.base, "upstream", "upstream",
                                                 filters=filters).start()
-                self.cli_ok("settings", "set", "supervise.flush_command",
-                            self.upstream_command("flush"))
+                self.cli_ok("settings", "set", "mta.adapter", self.upstream_adapter())
         except BaseException:
             try:
                 self.stop()
@@ -226,13 +224,10 @@ class Cluster:
     def processes(self):
         return [p for p in [self.parent] + list(self.children.values()) if p is not None]
 
-    def upstream_command(self, which):
-        """The command settings that point a child at this cluster's upstream instance
-        (supervise.flush_command, mta.postconf_command, mta.reload_command), never at the
-        machine's /etc/postfix."""
-        d = self.upstream.conf_dir
-        return {"flush": f"{POSTQUEUE} -c {d} -f", "postconf": f"{POSTCONF} -c {d} -e",
-                "reload": f"{POSTFIX} -c {d} reload"}[which]
+    def upstream_adapter(self):
+        """The mta.adapter that points children at this cluster's upstream instance (its
+        queue flush, postconf and reload), never at the machine's /etc/postfix."""
+        return f"postfix:{self.upstream.conf_dir}"
 
     # -- children -------------------------------------------------------------------------------
     def enroll_token(self, name):

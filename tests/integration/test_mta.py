@@ -61,15 +61,15 @@ def _mta_state(cluster):
 def test_r4_3_child_applies_settings_to_its_upstream(cluster):
     """R4.3: with mta.apply on and the commands pointing at the test upstream instance, a
     change of mta.queue_run_delay reaches its main.cf (`postconf -c DIR -h`) through the
-    child's postconf + reload; status shows mta_state "ok" and an event "MTA settings applied"
-    is recorded. A failing reload command (/bin/false) shows in mta_state and as an error event
-    and `status` text; fixing it brings "ok" back; mta.apply off shows "off". The system
+    child's postconf + reload of mta.adapter postfix:DIR (R8.2); status shows mta_state "ok" and
+    an event "MTA settings applied" is recorded. An adapter naming a directory without Postfix
+    shows in mta_state and as an error event and `status` text; fixing it brings "ok" back;
+    mta.apply off shows "off". The system
     Postfix's /etc/postfix is never touched."""
     etc = system_postfix_snapshot()
     up = cluster.upstream
     cluster.cli_ok("settings", "set", "cluster.health_interval_s", "1")
-    cluster.cli_ok("settings", "set", "mta.postconf_command", cluster.upstream_command("postconf"))
-    cluster.cli_ok("settings", "set", "mta.reload_command", cluster.upstream_command("reload"))
+    cluster.cli_ok("settings", "set", "mta.adapter", cluster.upstream_adapter())
     cluster.cli_ok("settings", "set", "mta.apply", "true")
     # R4.2 holds: minimal_backoff_time (600 s after the test above) >= 420
     mark = up.log_mark()
@@ -88,17 +88,17 @@ def test_r4_3_child_applies_settings_to_its_upstream(cluster):
                     30, "the event 'MTA settings applied'")
     assert ev[-1]["severity"] == "info"
 
-    cluster.cli_ok("settings", "set", "mta.reload_command", "/bin/false")
-    state = wait_until(lambda: (lambda s: s if s and s.startswith("mta.reload_command failed")
+    cluster.cli_ok("settings", "set", "mta.adapter", "postfix:/nonexistent/portcullis-test")
+    state = wait_until(lambda: (lambda s: s if s and s.startswith("postconf failed")
                                 else None)(_mta_state(cluster)), 30, "mta_state with the error")
-    assert state == "mta.reload_command failed: exit 1", state
+    assert state.startswith("postconf failed: exit 1") and "/nonexistent/portcullis-test" in state
     wait_until(lambda: [e for e in system_events(cluster)
-                        if e["severity"] == "error" and e["message"] ==
-                        "MTA settings not applied: mta.reload_command failed: exit 1"],
-               30, "an error event for the failed reload")
-    assert "! MTA settings: mta.reload_command failed: exit 1" in cluster.cli_ok("status")
+                        if e["severity"] == "error" and e["message"].startswith(
+                            "MTA settings not applied: postconf failed: exit 1")],
+               30, "an error event for the failed postconf")
+    assert "! MTA settings: postconf failed: exit 1" in cluster.cli_ok("status")
 
-    cluster.cli_ok("settings", "set", "mta.reload_command", cluster.upstream_command("reload"))
+    cluster.cli_ok("settings", "set", "mta.adapter", cluster.upstream_adapter())
     wait_until(lambda: _mta_state(cluster) == "ok", 30, "mta_state ok again")
     cluster.cli_ok("settings", "set", "mta.apply", "false")
     wait_until(lambda: _mta_state(cluster) == "off", 30, "mta_state off")

@@ -207,7 +207,7 @@ def test_r1_5_hung_scan_service_killed_and_restarted(cluster):
 
 def test_r7_4_child_commands_flush_reload_apply_mta_purge(cluster):
     """R7.4: the parent's commands to a whole child, each answered (or failed with a clear
-    reason): `child flush` runs supervise.flush_command now and records "upstream queue flushed"
+    reason): `child flush` runs mta.adapter's queue flush now and records "upstream queue flushed"
     (on the administrator's request); `child reload` makes the scan service reload its
     signatures; `child apply-mta` is refused while mta.apply is off and, on (the commands
     pointing at this test's upstream instance), applies the mta.* settings again even when
@@ -239,8 +239,7 @@ def test_r7_4_child_commands_flush_reload_apply_mta_purge(cluster):
     assert rc == 1 and "mta.apply is off" in err, (rc, err)
     # … on, pointed at the test upstream: applied (again, even when unchanged)
     n_applied = count_events(cluster, "MTA settings applied")
-    cluster.cli_ok("settings", "set", "mta.postconf_command", cluster.upstream_command("postconf"))
-    cluster.cli_ok("settings", "set", "mta.reload_command", cluster.upstream_command("reload"))
+    cluster.cli_ok("settings", "set", "mta.adapter", cluster.upstream_adapter())
     cluster.cli_ok("settings", "set", "mta.apply", "true")
     cluster.wait_children_current(cluster.status()["config_version"], 30)
     wait_new_event(cluster, "MTA settings applied", n_applied)   # the change, by itself

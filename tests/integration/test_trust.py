@@ -639,3 +639,25 @@ def test_r8_5_header_flood_bounded(cluster, child):
     c = _transaction(child, make_message(probe, SENDER, RCPT) + b".\r\n")
     assert c.reply()[0] == 250
     c.close()
+
+
+# -- no programs from the parent (R8.2) -----------------------------------------------------------
+
+def test_r8_2_settings_cannot_name_a_program(cluster):
+    """R8.2: the review's attack — an API admin sets a command line that every child runs as
+    root — has nothing to aim at: the command settings are gone (404), mta.adapter takes only
+    adapters the children know (400, nothing stored), and a refused value leaves the
+    configuration version unchanged."""
+    from apiclient import api_for
+    admin = api_for(cluster, "admin")
+    v = cluster.status()["config_version"]
+    for key in ("supervise.flush_command", "mta.postconf_command", "mta.reload_command"):
+        status, body, _ = admin.request("PUT", f"/api/v1/settings/{key}",
+                                        {"value": "/bin/sh -c 'touch /tmp/owned'"})
+        assert status == 404 and "unknown setting" in body["error"], (key, status, body)
+    for bad in ("/bin/sh -c id", "postfix; id", "postfix:/etc/../tmp", "postfix:relative",
+                "local /bin/sh", "postfix:/a b"):
+        status, body, _ = admin.request("PUT", "/api/v1/settings/mta.adapter", {"value": bad})
+        assert status == 400 and "mta.adapter" in body["error"], (bad, status, body)
+    assert cluster.status()["config_version"] == v
+    assert not os.path.exists("/tmp/owned")

@@ -17,6 +17,7 @@
 #include "fs.h"
 #include "manager/command.h"
 #include "manager/mreport.h"
+#include "manager/mta_action.h"
 #include "manager/mta_apply.h"
 #include "settings.h"
 #include "util.h"
@@ -25,6 +26,7 @@
 
 struct fx {
     char dir[64], script[128], calls[128], cmd[256];
+    struct mta_local local;      /* child.conf's commands: the tests use mta.adapter local */
     mreport_t *mrep;
     settings_t *s;
 };
@@ -50,10 +52,9 @@ static int s_setup(void **state)
     fx->s = settings_new_defaults();
     settings_set_version(fx->s, 1);
     assert_int_equal(settings_set(fx->s, "mta", "apply", "true", err, sizeof err), 0);
-    snprintf(fx->cmd, sizeof fx->cmd, "%s postconf -c /up -e", fx->script);
-    assert_int_equal(settings_set(fx->s, "mta", "postconf_command", fx->cmd, err, sizeof err), 0);
-    snprintf(fx->cmd, sizeof fx->cmd, "%s reload", fx->script);
-    assert_int_equal(settings_set(fx->s, "mta", "reload_command", fx->cmd, err, sizeof err), 0);
+    assert_int_equal(settings_set(fx->s, "mta", "adapter", "local", err, sizeof err), 0);
+    snprintf(fx->local.postconf, sizeof fx->local.postconf, "%s postconf -c /up -e", fx->script);
+    snprintf(fx->local.reload, sizeof fx->local.reload, "%s reload", fx->script);
     *state = fx;
     return 0;
 }
@@ -112,7 +113,7 @@ static void test_apply_remember_change(void **state)
 {
     struct fx *fx = *state;
     char err[128], *calls;
-    mta_apply_t *ma = mta_apply_new(fx->dir, fx->mrep);
+    mta_apply_t *ma = mta_apply_new(fx->dir, fx->mrep, &fx->local);
     size_t n;
 
     assert_string_equal(s_run(ma, fx->s), "ok");
@@ -125,7 +126,7 @@ static void test_apply_remember_change(void **state)
     mta_apply_destroy(&ma);
 
     /* a restart with the same values: "ok" at once, nothing run */
-    ma = mta_apply_new(fx->dir, fx->mrep);
+    ma = mta_apply_new(fx->dir, fx->mrep, &fx->local);
     mta_apply_tick(ma, fx->s);
     assert_string_equal(mta_apply_state(ma), "ok");
     calls = s_calls(fx);
@@ -150,11 +151,11 @@ static void test_failure_reported_not_retried_at_once(void **state)
 {
     struct fx *fx = *state;
     char err[128], *calls;
-    mta_apply_t *ma = mta_apply_new(fx->dir, fx->mrep);
+    mta_apply_t *ma = mta_apply_new(fx->dir, fx->mrep, &fx->local);
     size_t n;
 
-    assert_int_equal(settings_set(fx->s, "mta", "reload_command", "false", err, sizeof err), 0);
-    assert_string_equal(s_run(ma, fx->s), "mta.reload_command failed: exit 1");
+    strcpy(fx->local.reload, "false");
+    assert_string_equal(s_run(ma, fx->s), "reload failed: exit 1");
     calls = s_calls(fx);
     n = strlen(calls);
     free(calls);
@@ -166,22 +167,23 @@ static void test_failure_reported_not_retried_at_once(void **state)
     calls = s_calls(fx);
     assert_int_equal(strlen(calls), n);
     free(calls);
-    assert_string_equal(mta_apply_state(ma), "mta.reload_command failed: exit 1");
+    assert_string_equal(mta_apply_state(ma), "reload failed: exit 1");
 
     /* a new configuration is tried at once */
     settings_set_version(fx->s, 2);
-    assert_string_equal(s_run(ma, fx->s), "mta.reload_command failed: exit 1");
+    assert_string_equal(s_run(ma, fx->s), "reload failed: exit 1");
     calls = s_calls(fx);
     assert_true(strlen(calls) > n);
     free(calls);
 
     /* a command that cannot start */
-    assert_int_equal(settings_set(fx->s, "mta", "postconf_command", "portcullis-no-such -e",
-                                  err, sizeof err), 0);
+    strcpy(fx->local.postconf, "portcullis-no-such -e");
+    (void)err;
+    settings_set_version(fx->s, 3); /* tried with the next configuration */
     mta_apply_tick(ma, fx->s);
-    assert_non_null(strstr(mta_apply_state(ma), "mta.postconf_command failed: "
-                                                "\"portcullis-no-such -e\": portcullis-no-such: "
-                                                "command not found"));
+    assert_non_null(strstr(mta_apply_state(ma), "postconf failed: "
+                                                "\"portcullis-no-such -e queue_run_delay=900s"));
+    assert_non_null(strstr(mta_apply_state(ma), "portcullis-no-such: command not found"));
     mta_apply_destroy(&ma);
 }
 
@@ -222,7 +224,7 @@ static void test_command_forces_and_answers(void **state)
     struct command_conf cc = { .quarantine_dir = fx->dir, .archive_dir = fx->dir,
                                .downstream = "127.0.0.1:1", .helo = "test" };
     char err[256], *calls;
-    mta_apply_t *ma = mta_apply_new(fx->dir, fx->mrep);
+    mta_apply_t *ma = mta_apply_new(fx->dir, fx->mrep, &fx->local);
     command_t *c = command_new(&cc, fx->mrep, s_capture, &rep, err, sizeof err);
     size_t n;
 
@@ -251,12 +253,12 @@ static void test_command_forces_and_answers(void **state)
     free(calls);
 
     /* a failing step: the answer is the failure */
-    assert_int_equal(settings_set(fx->s, "mta", "reload_command", "false", err, sizeof err), 0);
+    strcpy(fx->local.reload, "false");
     s_command(c, 42);
     s_run(ma, fx->s);
     assert_int_equal(rep.n, 2);
     assert_false(rep.ok);
-    assert_string_equal(rep.error, "mta.reload_command failed: exit 1");
+    assert_string_equal(rep.error, "reload failed: exit 1");
 
     /* off: refused at once, nothing run */
     assert_int_equal(settings_set(fx->s, "mta", "apply", "false", err, sizeof err), 0);
@@ -276,6 +278,48 @@ static void test_command_forces_and_answers(void **state)
     command_destroy(&c);
 }
 
+/* R8.2: what each adapter runs — fixed programs for Postfix, with -c DIR for an instance,
+ * child.conf's commands for local, nothing for none — and a command line is no adapter. */
+static void test_adapters(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const params[] = { "queue_run_delay=900s" };
+    struct runcmd_argv av;
+    char desc[512], err[256];
+
+    assert_int_equal(settings_set(fx->s, "mta", "adapter", "postfix", err, sizeof err), 0);
+    assert_int_equal(mta_action_argv(fx->s, &fx->local, MTA_ACTION_FLUSH, NULL, 0, &av, desc,
+                                     sizeof desc, err, sizeof err), 1);
+    assert_string_equal(desc, "postqueue -f");
+    runcmd_argv_free(&av);
+    assert_int_equal(settings_set(fx->s, "mta", "adapter", "postfix:/etc/postfix-out", err,
+                                  sizeof err), 0);
+    assert_int_equal(mta_action_argv(fx->s, &fx->local, MTA_ACTION_POSTCONF, params, 1, &av,
+                                     desc, sizeof desc, err, sizeof err), 1);
+    assert_string_equal(desc, "postconf -c /etc/postfix-out -e queue_run_delay=900s");
+    runcmd_argv_free(&av);
+    assert_int_equal(mta_action_argv(fx->s, &fx->local, MTA_ACTION_RELOAD, NULL, 0, &av, desc,
+                                     sizeof desc, err, sizeof err), 1);
+    assert_string_equal(desc, "postfix -c /etc/postfix-out reload");
+    runcmd_argv_free(&av);
+    assert_int_equal(settings_set(fx->s, "mta", "adapter", "none", err, sizeof err), 0);
+    assert_int_equal(mta_action_argv(fx->s, &fx->local, MTA_ACTION_FLUSH, NULL, 0, &av, desc,
+                                     sizeof desc, err, sizeof err), 0);
+    assert_int_equal(settings_set(fx->s, "mta", "adapter", "local", err, sizeof err), 0);
+    assert_int_equal(mta_action_argv(fx->s, &fx->local, MTA_ACTION_FLUSH, NULL, 0, &av, desc,
+                                     sizeof desc, err, sizeof err), 0); /* no mta_flush_command */
+    assert_non_null(strstr(desc, "mta_flush_command"));
+    /* the review's attack: a command line through the fleet setting */
+    assert_int_equal(settings_set(fx->s, "mta", "adapter", "/bin/sh -c id", err, sizeof err), -1);
+    assert_non_null(strstr(err, "not an adapter"));
+    assert_int_equal(settings_set(fx->s, "mta", "adapter", "postfix:/etc/../tmp", err,
+                                  sizeof err), -1);
+    assert_int_equal(settings_set(fx->s, "mta", "adapter", "postfix:rel/dir", err, sizeof err),
+                     -1);
+    assert_int_equal(settings_set(fx->s, "mta", "adapter", "postfix:/a b", err, sizeof err), -1);
+    assert_int_equal(settings_set(fx->s, "mta", "postconf_command", "x", err, sizeof err), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_reported_not_retried_at_once, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_command_forces_and_answers, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_adapters, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,3 +3,9 @@
 -- stored in the current day's partition, so that no child can make the parent create a
 -- partition it chose; the time the child claimed is kept here.
 ALTER TABLE message_log ADD COLUMN claimed_received_at timestamptz;
+
+-- R8.2: the parent never names a command for a child to run. The command-line settings are
+-- gone; mta.adapter chooses among the adapters the children know (postfix, postfix:DIR, local,
+-- none). An override of a removed setting would make every configuration invalid: dropped.
+DELETE FROM settings WHERE (section, name) IN
+    (('mta', 'postconf_command'), ('mta', 'reload_command'), ('supervise', 'flush_command'));
