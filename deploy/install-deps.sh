@@ -24,6 +24,7 @@ packages=(
     libcmocka-dev
     libgmime-3.0-dev libclamav-dev libpcre2-dev libcurl4-openssl-dev
     libarchive-dev  # component update packages (R3.7); libevent-dev brings libevent_openssl
+    clang libclang-rt-14-dev  # the libFuzzer targets of tests/fuzz (R8.6)
     # run: database and MTA
     postgresql postgresql-client postfix
     # tests

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine, as root: installs the packages, builds
-# twice (plain, and with ASan+UBSan), runs the unit tests of both builds through ctest and the
+# twice (plain, and with ASan+UBSan), runs the unit tests of both builds through ctest, each
+# libFuzzer target of tests/fuzz for a short while, and the
 # integration tests through pytest against real PostgreSQL, Postfix and ZeroMQ, and the web
 # console through Debian's chromium driven by playwright-core.
 # Exits non-zero on any failure.
@@ -24,6 +25,9 @@ echo "== unit tests (ctest, plain build)"
 echo "== unit tests (ctest, sanitizer build)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure -j"$jobs")
+
+echo "== fuzz targets (libFuzzer, clang ASan+UBSan: each briefly; long runs: docs/BENCHMARKS.md)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}" ./tests/fuzz/run.sh
 
 # Debian's python3 (with python3-pytest, -psycopg2, -zmq), whatever else is first on PATH.
 echo "== integration tests (pytest, plain build)"

@@ -181,28 +181,28 @@ static void s_health_answer(struct smartscan *ss, bool ok, const char *detail)
 
 /* --- answers -------------------------------------------------------------------------------- */
 
-/* The look-up answer; 0 with status and name set, -1 with err. */
-static int s_parse(struct req *r, struct smartscan_result *res)
+int smartscan_parse_answer(const char *data, size_t len, const char (*hex)[65], size_t n,
+                           struct smartscan_result *res)
 {
     json_error_t je;
-    json_t *root = json_loadb(r->ans.data != NULL ? r->ans.data : "", r->ans.len, 0, &je), *v;
+    json_t *root = json_loadb(data != NULL ? data : "", len, 0, &je), *v;
     size_t i;
     int rc = -1;
 
     res->status = SMARTSCAN_CLEAN;
     v = root != NULL ? json_object_get(root, "verdicts") : NULL;
-    if (!json_is_array(v) || json_array_size(v) != r->n) {
+    if (!json_is_array(v) || json_array_size(v) != n) {
         snprintf(res->error, sizeof res->error, "bad answer: %s",
                  root == NULL ? "not JSON" : "verdicts missing or of the wrong length");
         goto out;
     }
-    for (i = 0; i < r->n; i++) {
+    for (i = 0; i < n; i++) {
         json_t *e = json_array_get(v, i);
         const char *h = json_string_value(json_object_get(e, "sha256"));
         const char *verdict = json_string_value(json_object_get(e, "verdict"));
         const char *name = json_string_value(json_object_get(e, "name"));
 
-        if (h == NULL || verdict == NULL || strcasecmp(h, r->hex[i]) != 0) {
+        if (h == NULL || verdict == NULL || strcasecmp(h, hex[i]) != 0) {
             snprintf(res->error, sizeof res->error, "bad answer: verdict %zu does not match", i);
             goto out;
         }
@@ -241,7 +241,9 @@ static void s_finish(struct smartscan *ss, struct req *r, CURLcode cc)
         s_health_schedule(ss);
         return;
     }
-    if (res.error[0] == '\0' && s_parse(r, &res) == 0) {
+    if (res.error[0] == '\0' &&
+        smartscan_parse_answer(r->ans.data, r->ans.len, (const char (*)[65])r->hex, r->n,
+                               &res) == 0) {
         ss->lookup_failed = false;
         ss->health_failed = false;
     } else {

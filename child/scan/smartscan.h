@@ -54,4 +54,9 @@ const char *smartscan_state(const smartscan_t *ss);
 void smartscan_lookup(smartscan_t *ss, const unsigned char (*digests)[32], size_t n,
                       smartscan_done_fn *done, void *arg);
 
+/* The look-up service's answer to digests hex[0..n) (lowercase hex): 0 with res->status (and
+ * name) set, -1 with res->error. A pure parser of peer bytes (tests/fuzz). */
+int smartscan_parse_answer(const char *data, size_t len, const char (*hex)[65], size_t n,
+                           struct smartscan_result *res);
+
 #endif

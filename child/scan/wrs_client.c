@@ -58,10 +58,10 @@ static void s_req_free(struct wrs_client *wc, struct req *r)
 
 /* {"ratings": [{"url": U, "level": 0..100, "category": C}, …]}: the highest kept; a URL the
  * service does not rate may be left out or given level 0. 0 ok, -1 with res->error. */
-static int s_parse(const struct req *r, struct wrs_client_result *res)
+int wrs_client_parse_answer(const char *data, size_t len, struct wrs_client_result *res)
 {
     json_error_t je;
-    json_t *root = json_loadb(r->ans.data != NULL ? r->ans.data : "", r->ans.len, 0, &je), *v;
+    json_t *root = json_loadb(data != NULL ? data : "", len, 0, &je), *v;
     int rc = -1;
 
     v = root != NULL ? json_object_get(root, "ratings") : NULL;
@@ -104,7 +104,7 @@ static void s_finish(struct wrs_client *wc, struct req *r, CURLcode cc)
                                                                   curl_easy_strerror(cc));
     else if (code != 200)
         snprintf(res.error, sizeof res.error, "HTTP %ld", code);
-    res.status = res.error[0] == '\0' && s_parse(r, &res) == 0 ? WRS_CLIENT_OK
+    res.status = res.error[0] == '\0' && wrs_client_parse_answer(r->ans.data, r->ans.len, &res) == 0 ? WRS_CLIENT_OK
                                                                 : WRS_CLIENT_FAILED;
     if ((res.status == WRS_CLIENT_FAILED) != wc->failing) {
         wc->failing = res.status == WRS_CLIENT_FAILED;

@@ -42,4 +42,7 @@ bool wrs_client_on(const wrs_client_t *wc);
 void wrs_client_rate(wrs_client_t *wc, char *const *urls, size_t n, wrs_client_done_fn *done,
                      void *arg);
 
+/* The rating service's answer: 0 with res->best set, -1 with res->error (tests/fuzz). */
+int wrs_client_parse_answer(const char *data, size_t len, struct wrs_client_result *res);
+
 #endif

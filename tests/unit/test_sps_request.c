@@ -30,7 +30,7 @@ static char *s_batch(size_t count)
 
     p += sprintf(p, "{\"sha256\": [");
     for (size_t i = 0; i < count; i++)
-        p += sprintf(p, "%s\"%02zx%s\"", i ? "," : "", i % 256, HEX_A + 2);
+        p += sprintf(p, "%s\"%02zx%s\"", i ? "," : "", i % 256, &HEX_A[2]);
     sprintf(p, "]}");
     return b;
 }
