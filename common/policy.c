@@ -84,7 +84,7 @@ static const char *const s_act_names[A__COUNT] = {
 
 static const char *const s_exc_names[] = {
     "mime_depth", "mime_parts", "mime_size", "mime_headers", "mime_header_length",
-    "mime_malformed", "av_error", "av_limits", "av_encrypted", "av_timeout",
+    "mime_malformed", "av_error", "av_limits", "av_encrypted", "av_timeout", "mime_ambiguous",
 };
 
 /* --- scan exceptions ------------------------------------------------------------------- */
@@ -279,7 +279,7 @@ static int s_cond_exceptions(struct where *w, struct cond *c, const char *value)
         if (policy_exception_parse(items[i], &bit) != 0) {
             s_fail(w, "unknown scan exception \"%.64s\"; use mime_depth, mime_parts, mime_size, "
                       "mime_headers, mime_header_length, mime_malformed, av_error, av_limits, "
-                      "av_encrypted or av_timeout (or nothing for any)", items[i]);
+                      "av_encrypted, av_timeout or mime_ambiguous (or nothing for any)", items[i]);
             rc = -1;
         }
         c->exc |= bit;

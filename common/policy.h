@@ -33,7 +33,11 @@ enum policy_exception {
     POLICY_EXC_AV_LIMITS = 1u << 7,
     POLICY_EXC_AV_ENCRYPTED = 1u << 8,
     POLICY_EXC_AV_TIMEOUT = 1u << 9,
+    POLICY_EXC_MIME_AMBIGUOUS = 1u << 10, /* a structure parsers may read differently (R8.5) */
 };
+#define POLICY_EXC_LAST POLICY_EXC_MIME_AMBIGUOUS /* the highest bit, for loops over them */
+#define POLICY_EXC_AV_ALL (POLICY_EXC_AV_ERROR | POLICY_EXC_AV_LIMITS | POLICY_EXC_AV_ENCRYPTED | \
+                           POLICY_EXC_AV_TIMEOUT)
 /* "mime_depth", "av_limits", …: the names used in conditions, logs and verdicts. */
 const char *policy_exception_name(unsigned bit);
 int policy_exception_parse(const char *name, unsigned *bit); /* 0 ok, -1 unknown */

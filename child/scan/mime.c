@@ -18,6 +18,12 @@ struct walk {
     struct mime_result *r;
     size_t parts_seen;          /* every object, containers included */
     size_t cap_parts, cap_texts;
+    const char *raw;            /* the message as received, for the delimiter checks */
+    size_t rawlen;
+    mime_part_fn *part;         /* decoded parts go here too (the scan); NULL none */
+    void *part_arg;
+    const char *bounds[64];     /* boundaries of the enclosing multiparts */
+    size_t nbounds;
 };
 
 void mime_init(void) { g_mime_init(); }
@@ -273,6 +279,178 @@ static void s_text_add(struct walk *w, GMimeObject *obj, const char *data, size_
     g_free(u);
 }
 
+/* An attachment that is plain text whatever it is labelled (a .txt sent as octet-stream):
+ * its words count for body rules too, so that a label cannot hide them (GTUBE in a "jpg"). */
+static bool s_text_attachment(const struct mime_part *mp, const unsigned char *d, size_t len)
+{
+    if (len == 0 || len > MIME_TEXT_ATTACHMENT_MAX || mp->detected_type != NULL ||
+        (mp->filename == NULL && strncmp(mp->declared_type, "text/", 5) == 0))
+        return false; /* empty, big, of a known binary type, or a body text already */
+    for (size_t i = 0; i < len; i++)
+        if (d[i] == '\0' || (d[i] < 0x20 && d[i] != '\t' && d[i] != '\r' && d[i] != '\n'))
+            return false;
+    return true;
+}
+
+/* --- ambiguity (issue 11 point 5) ------------------------------------------------------------ */
+
+static void s_ambiguous(struct walk *w) { w->r->exceptions |= POLICY_EXC_MIME_AMBIGUOUS; }
+
+/* RFC 2046 bcharsnospace, and space inside */
+static bool s_bchar(unsigned char c)
+{
+    return isalnum(c) || strchr("'()+_,-./:=? ", c) != NULL;
+}
+
+/* RFC 2045 token characters (no tspecials, no space or controls) */
+static bool s_tchar(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
+}
+
+/* The boundary parameters of a raw Content-Type value: false when there is more than one, or
+ * one whose value breaks the grammar (quoted: bchars, not ending in space; unquoted: a token
+ * of bchars), or is empty or over MIME_BOUNDARY_MAX. */
+static bool s_boundary_params_ok(const char *v)
+{
+    unsigned n = 0;
+
+    for (const char *p = v; (p = strcasestr(p, "boundary")) != NULL; p += 8) {
+        const char *q = p + 8;
+        size_t len = 0;
+        bool quoted;
+
+        if (p > v && (isalnum((unsigned char)p[-1]) || p[-1] == '-' || p[-1] == '_'))
+            continue; /* part of another word */
+        if (*q == '*' || isdigit((unsigned char)*q)) {
+            while (*q == '*' || isdigit((unsigned char)*q))
+                q++;
+            if (*q == '=')
+                return false; /* boundary*=, boundary*0=: RFC 2231 forms, read differently */
+            continue;
+        }
+        while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+            q++;
+        if (*q != '=')
+            continue;
+        n++;
+        q++;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        quoted = *q == '"';
+        if (quoted) {
+            for (q++; q[len] != '\0' && q[len] != '"'; len++)
+                if (!s_bchar((unsigned char)q[len]))
+                    return false;
+            if (q[len] != '"' || (len > 0 && q[len - 1] == ' '))
+                return false;
+        } else {
+            for (; q[len] != '\0' && q[len] != ';' && q[len] != ' ' && q[len] != '\t' &&
+                   q[len] != '\r' && q[len] != '\n'; len++)
+                if (!s_tchar((unsigned char)q[len]) || !s_bchar((unsigned char)q[len]))
+                    return false;
+        }
+        if (len == 0 || len > MIME_BOUNDARY_MAX)
+            return false;
+    }
+    return n <= 1;
+}
+
+/* The header block of obj: a header deciding the structure given twice, or a boundary where
+ * it does not belong or in a shape parsers read differently. */
+static void s_check_headers(struct walk *w, GMimeObject *obj)
+{
+    GMimeHeaderList *hl = g_mime_object_get_header_list(obj);
+    int n = hl != NULL ? g_mime_header_list_get_count(hl) : 0;
+    unsigned ct = 0, cte = 0, cd = 0;
+
+    for (int i = 0; i < n; i++) {
+        GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+        const char *name = g_mime_header_get_name(h);
+        const char *raw = g_mime_header_get_raw_value(h);
+
+        if (name == NULL)
+            continue;
+        if (strcasecmp(name, "Content-Type") == 0) {
+            ct++;
+            if (raw != NULL && !s_boundary_params_ok(raw))
+                s_ambiguous(w);
+        } else {
+            if (strcasecmp(name, "Content-Transfer-Encoding") == 0)
+                cte++;
+            else if (strcasecmp(name, "Content-Disposition") == 0)
+                cd++;
+            if (raw != NULL && strncasecmp(name, "Content-", 8) == 0 &&
+                strcasestr(raw, "boundary") != NULL && strchr(raw, '=') != NULL)
+                s_ambiguous(w); /* a boundary outside Content-Type (ClamAV may take it) */
+        }
+    }
+    if (ct > 1 || cte > 1 || cd > 1)
+        s_ambiguous(w);
+}
+
+/* A multipart's delimiters: its boundary must not be a prefix of an enclosing one (nor they
+ * of it), and its close delimiter must be there. */
+static void s_check_multipart(struct walk *w, GMimeObject *obj, const char *b)
+{
+    const char *cte = g_mime_object_get_header(obj, "Content-Transfer-Encoding");
+    char close[MIME_BOUNDARY_MAX + 8];
+    size_t bl = b != NULL ? strlen(b) : 0;
+
+    if (cte != NULL) {
+        while (*cte == ' ' || *cte == '\t')
+            cte++;
+        if (strncasecmp(cte, "7bit", 4) != 0 && strncasecmp(cte, "8bit", 4) != 0 &&
+            strncasecmp(cte, "binary", 6) != 0)
+            s_ambiguous(w); /* RFC 2045: a multipart is never encoded */
+    }
+    if (bl == 0 || bl > MIME_BOUNDARY_MAX) {
+        s_ambiguous(w);
+        return;
+    }
+    for (size_t i = 0; i < w->nbounds; i++) {
+        size_t ol = strlen(w->bounds[i]);
+        if (strncmp(w->bounds[i], b, ol < bl ? ol : bl) == 0)
+            s_ambiguous(w);
+    }
+    snprintf(close, sizeof close, "\n--%s--", b);
+    if (memmem(w->raw, w->rawlen, close, strlen(close)) == NULL)
+        s_ambiguous(w); /* unterminated: where it ends is anyone's guess */
+}
+
+/* yEnc (not MIME, but mail clients decode it): a text body with a "=ybegin " line is decoded
+ * with GMime's yEnc filter and the result handed to the scan like a part. */
+static void s_yenc(struct walk *w, const char *text, size_t len)
+{
+    const char *b = len >= 8 && memcmp(text, "=ybegin ", 8) == 0 ? text
+                                                                   : memmem(text, len, "\n=ybegin ", 9);
+    GMimeStream *mem, *filtered;
+    GMimeFilter *f;
+    GByteArray *out;
+
+    if (b == NULL || w->part == NULL)
+        return;
+    if (*b == '\n')
+        b++;
+    mem = g_mime_stream_mem_new();
+    filtered = g_mime_stream_filter_new(mem);
+    f = g_mime_filter_dos2unix_new(FALSE); /* GMime's yEnc decoder takes CR for data */
+    g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), f);
+    g_object_unref(f);
+    f = g_mime_filter_yenc_new(FALSE);
+    g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), f);
+    g_object_unref(f);
+    g_mime_stream_write(filtered, b, len - (size_t)(b - text));
+    g_mime_stream_flush(filtered);
+    out = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+    if (out->len > 0)
+        w->part(w->part_arg, out->data, out->len, "yenc");
+    else
+        s_ambiguous(w); /* it says yEnc and does not decode */
+    g_object_unref(filtered);
+    g_object_unref(mem);
+}
+
 static void s_leaf(struct walk *w, GMimePart *part, unsigned depth)
 {
     GMimeObject *obj = GMIME_OBJECT(part);
@@ -312,8 +490,18 @@ static void s_leaf(struct walk *w, GMimePart *part, unsigned depth)
     digest_sha256(bytes->data, bytes->len, mp->sha256);
     mp->hashed = true;
     mp->detected_type = mime_detect_type(bytes->data, bytes->len);
-    if ((strcmp(mp->declared_type, "text/plain") == 0 ||
-         strcmp(mp->declared_type, "text/html") == 0) && mp->filename == NULL) {
+    if (strncmp(mp->declared_type, "multipart/", 10) == 0 ||
+        strcmp(mp->declared_type, "message/rfc822") == 0 ||
+        strcmp(mp->declared_type, "message/global") == 0 ||
+        strcmp(mp->declared_type, "message/partial") == 0)
+        s_ambiguous(w); /* a container read as a leaf (encoded, or a fragment of one) */
+    if (w->part != NULL)
+        w->part(w->part_arg, bytes->data, bytes->len, fn);
+    if (strncmp(mp->declared_type, "text/", 5) == 0)
+        s_yenc(w, (const char *)bytes->data, bytes->len);
+    if (((strcmp(mp->declared_type, "text/plain") == 0 ||
+          strcmp(mp->declared_type, "text/html") == 0) && mp->filename == NULL) ||
+        s_text_attachment(mp, bytes->data, bytes->len)) {
         for (guint i = 0; i < bytes->len; i++)
             if (bytes->data[i] == '\0')
                 bytes->data[i] = ' '; /* texts are C strings for the rules */
@@ -334,20 +522,33 @@ static void s_walk(struct walk *w, GMimeObject *obj, unsigned depth)
         w->r->exceptions |= POLICY_EXC_MIME_PARTS;
         return;
     }
-    if (depth > 0)
+    if (depth > 0) {
         s_headers(w, obj, false);
+        s_check_headers(w, obj);
+    }
     if (GMIME_IS_MULTIPART(obj)) {
         GMimeMultipart *mp = GMIME_MULTIPART(obj);
         int n = g_mime_multipart_get_count(mp);
+        const char *b = g_mime_multipart_get_boundary(mp);
+        s_check_multipart(w, obj, b);
+        if (w->nbounds < ARRAY_LEN(w->bounds) && b != NULL)
+            w->bounds[w->nbounds++] = b;
         for (int i = 0; i < n; i++) {
             s_walk(w, g_mime_multipart_get_part(mp, i), depth + 1);
             if (w->r->exceptions & (POLICY_EXC_MIME_PARTS | POLICY_EXC_MIME_SIZE))
-                return;
+                break;
         }
+        if (w->nbounds > 0 && w->bounds[w->nbounds - 1] == b)
+            w->nbounds--;
     } else if (GMIME_IS_MESSAGE_PART(obj)) {
         GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+        const char *cte = g_mime_object_get_header(obj, "Content-Transfer-Encoding");
+        if (cte != NULL && (strcasestr(cte, "base64") != NULL ||
+                            strcasestr(cte, "quoted-printable") != NULL))
+            s_ambiguous(w); /* RFC 2046: message/rfc822 is never encoded */
         if (m != NULL) {
             s_headers(w, GMIME_OBJECT(m), false);
+            s_check_headers(w, GMIME_OBJECT(m));
             s_walk(w, g_mime_message_get_mime_part(m), depth + 1);
         }
     } else if (GMIME_IS_PART(obj)) {
@@ -370,8 +571,15 @@ static GMimeMessage *s_construct(const char *data, size_t len, GMimeStream **sp)
 
 struct mime_result *mime_parse(const char *data, size_t len, const struct mime_limits *lim)
 {
+    return mime_parse_scan(data, len, lim, NULL, NULL);
+}
+
+struct mime_result *mime_parse_scan(const char *data, size_t len, const struct mime_limits *lim,
+                                    mime_part_fn *part, void *arg)
+{
     struct mime_result *r = xcalloc(1, sizeof *r);
-    struct walk w = { .lim = lim, .r = r };
+    struct walk w = { .lim = lim, .r = r, .raw = data, .rawlen = len, .part = part,
+                      .part_arg = arg };
     size_t stop = lim->max_parts < MIME_CONTAINERS_MAX ? lim->max_parts : MIME_CONTAINERS_MAX;
     bool headers_only = false;
     GMimeStream *stream = NULL;
@@ -415,6 +623,11 @@ struct mime_result *mime_parse(const char *data, size_t len, const struct mime_l
         return r;
     }
     s_headers(&w, GMIME_OBJECT(m), true);
+    if (!headers_only) {
+        s_check_headers(&w, GMIME_OBJECT(m));
+        if (g_mime_message_get_mime_part(m) != NULL) /* GMime keeps Content-* there */
+            s_check_headers(&w, g_mime_message_get_mime_part(m));
+    }
     if ((v = g_mime_message_get_subject(m)) != NULL)
         r->subject = xstrdup(v);
     if ((v = g_mime_message_get_message_id(m)) != NULL)

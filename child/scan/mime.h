@@ -18,7 +18,9 @@
 #define MIME_TOP_HEADER_BYTES_MAX (4u << 20) /* bytes of the top-level header block handed over */
 #define MIME_URLS_MAX 256        /* URLs kept per message */
 #define MIME_URL_MAX 2048        /* bytes of one URL; longer ones are cut */
+#define MIME_TEXT_ATTACHMENT_MAX (256u * 1024) /* bytes of a text attachment body rules read */
 #define MIME_MAGIC_BYTES 512     /* decoded bytes of a part kept for type detection */
+#define MIME_BOUNDARY_MAX 70      /* bytes of a boundary (RFC 2046); longer ones are ambiguous */
 #define MIME_STACK_BYTES (32u << 20) /* stack size scan threads need for the deepest parse */
 
 struct mime_limits {
@@ -60,6 +62,20 @@ struct mime_result {
 void mime_init(void);
 /* Never NULL: malformed input gives a result with what could be read and an exception bit. */
 struct mime_result *mime_parse(const char *data, size_t len, const struct mime_limits *lim);
+
+/* Each decoded leaf part (base64/QP/uuencode undone by GMime, yEnc by us), while it is in
+ * memory: the scan service hands it to ClamAV, so that GMime's reading of the structure is
+ * scanned as well as ClamAV's own (issue 11 point 5). */
+typedef void mime_part_fn(void *arg, const unsigned char *data, size_t len,
+                          const char *filename);
+/* mime_parse, calling part for every decoded part (NULL: none). The result's exceptions get
+ * POLICY_EXC_MIME_AMBIGUOUS when the structure can be read two ways: a header that decides
+ * the structure given twice (Content-Type, Content-Transfer-Encoding, Content-Disposition), a
+ * boundary parameter twice or outside Content-Type, a boundary that breaks RFC 2046's grammar
+ * or is a prefix of an enclosing one, a multipart without its close delimiter, or an encoding
+ * on a multipart or message/rfc822 part that RFC 2045 forbids there. */
+struct mime_result *mime_parse_scan(const char *data, size_t len, const struct mime_limits *lim,
+                                    mime_part_fn *part, void *arg);
 void mime_result_free(struct mime_result **mp);
 /* Fills the MIME facts of f (headers, parts, texts, exceptions |=); borrowed from m. */
 void mime_facts_fill(struct mime_result *m, struct policy_facts *f);

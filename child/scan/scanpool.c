@@ -160,6 +160,33 @@ static void s_digests(struct scan_job *j)
             memcpy(j->digests[j->ndigests++], j->mime->parts[i].sha256, 32);
 }
 
+/* A decoded part, scanned while GMime holds it: the first virus (or exception) is kept. */
+struct part_scan {
+    av_t *av;
+    av_engine_t *e;
+    bool virus;
+    unsigned exceptions;
+    char name[AV_NAME_MAX];
+};
+
+static void s_part_scan(void *arg, const unsigned char *data, size_t len, const char *filename)
+{
+    struct part_scan *ps = arg;
+    struct av_result r;
+
+    (void)filename;
+    if (ps->virus || len == 0)
+        return;
+    av_engine_scan(ps->e, ps->av, data, len, &r);
+    if (r.status == AV_VIRUS) {
+        ps->virus = true;
+        strlcpy_p(ps->name, r.name, sizeof ps->name);
+    } else if (r.status == AV_EXCEPTION && ps->exceptions == 0) {
+        ps->exceptions = r.exceptions;
+        strlcpy_p(ps->name, r.name, sizeof ps->name);
+    }
+}
+
 /* Smart scan's light pattern (R2.1): a small local engine beside the look-ups. None loaded
  * (missing or empty directory): the look-ups alone decide. Only a virus counts; what the
  * light engine cannot scan is left to the look-ups, not made a scan exception. */
@@ -198,11 +225,28 @@ void scanpool_run_job(scanpool_t *p, struct scan_job *j)
 
     if (j->parsed)
         goto decide; /* second pass: the loop has the look-up answers */
-    j->mime = mime_parse(j->data, j->len, &j->mlim);
-    if (j->av_enabled)
-        av_scan(p->av, j->data, j->len, &j->av);
-    else
+    if (j->av_enabled) {
+        /* Both readings are scanned (issue 11 point 5): the parts as GMime decoded them, from
+         * memory, and the whole message through ClamAV's own mail parser. Either hit counts. */
+        struct part_scan ps = { .av = p->av, .e = av_engine_acquire(p->av) };
+        j->mime = mime_parse_scan(j->data, j->len, &j->mlim, ps.e != NULL ? s_part_scan : NULL,
+                                  &ps);
+        av_engine_scan(ps.e, p->av, j->data, j->len, &j->av);
+        if (ps.e != NULL)
+            av_engine_release(p->av, &ps.e);
+        if (ps.virus && j->av.status != AV_VIRUS) {
+            j->av.status = AV_VIRUS;
+            strlcpy_p(j->av.name, ps.name, sizeof j->av.name);
+        } else if (j->av.status == AV_CLEAN && ps.exceptions != 0) {
+            j->av.status = AV_EXCEPTION;
+            strlcpy_p(j->av.name, ps.name, sizeof j->av.name);
+        }
+        if (j->av.status != AV_VIRUS)
+            j->av.exceptions |= ps.exceptions;
+    } else {
+        j->mime = mime_parse(j->data, j->len, &j->mlim);
         j->av.status = AV_SKIPPED;
+    }
     j->exceptions = j->mime->exceptions | j->av.exceptions;
     if (j->smart) {
         s_light_scan(p, j);

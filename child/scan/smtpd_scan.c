@@ -74,10 +74,10 @@ static void s_verdicts_build(const struct scan_job *j, struct verdicts *vs)
     if (j->smart)
         s_verdict_add(vs, "smart", !j->looked_up ? "error" :
                                    j->smart_virus[0] != '\0' ? "virus" : "clean", j->smart_virus);
-    for (unsigned bit = 1; bit != 0 && bit <= POLICY_EXC_AV_TIMEOUT; bit <<= 1) {
+    for (unsigned bit = 1; bit != 0 && bit <= POLICY_EXC_LAST; bit <<= 1) {
         if (!(j->exceptions & bit))
             continue;
-        s_verdict_add(vs, bit >= POLICY_EXC_AV_ERROR ? "av" : "mime", "exception",
+        s_verdict_add(vs, (bit & POLICY_EXC_AV_ALL) ? "av" : "mime", "exception",
                       policy_exception_name(bit));
     }
     if (j->ers_on)
@@ -277,7 +277,7 @@ static void s_log_scan(const struct smtpd_session *s, const struct scan_job *j)
     char exc[256] = "";
     size_t n = 0;
 
-    for (unsigned bit = 1; bit != 0 && bit <= POLICY_EXC_AV_TIMEOUT; bit <<= 1)
+    for (unsigned bit = 1; bit != 0 && bit <= POLICY_EXC_LAST; bit <<= 1)
         if (j->exceptions & bit)
             n += (size_t)snprintf(exc + n, n < sizeof exc ? sizeof exc - n : 0, "%s%s",
                                   n > 0 ? "," : "", policy_exception_name(bit));

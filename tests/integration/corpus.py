@@ -119,7 +119,7 @@ def _nested(depth, leaf=b"leaf text\r\n"):
     """depth levels of multipart/mixed, each with one child."""
     body = _part("text/plain", leaf, "7bit")
     for i in range(depth, 0, -1):
-        bnd = f"n{i}"
+        bnd = f"n{i:05d}"  # fixed width: no boundary a prefix of another (mime_ambiguous)
         body = (f"Content-Type: multipart/mixed; boundary=\"{bnd}\"\r\n\r\n").encode() + \
             _multipart([body], bnd, preamble=b"")
     return body
@@ -173,16 +173,17 @@ def build_corpus():
     E = signatures.EICAR
     text_part = _part("text/plain; charset=us-ascii", b"hello\r\n", "7bit")
     cases = [
-        # --- boundaries ---------------------------------------------------------------------
-        Case("missing_boundary_param", "delivered", None,
+        # --- boundaries: a structure parsers read differently is held as mime_ambiguous
+        # (issue 11 point 5); an unusual but unambiguous one is delivered ------------------
+        Case("missing_boundary_param", "quarantined", "mime_ambiguous",
              _simple("multipart/mixed", b"--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x--\r\n"),
              postfix=True),
-        Case("boundary_never_used", "delivered", None,
+        Case("boundary_never_used", "quarantined", "mime_ambiguous",
              _simple('multipart/mixed; boundary="declared"', b"no delimiter at all\r\n")),
-        Case("duplicate_boundary_param", "delivered", None,
+        Case("duplicate_boundary_param", "quarantined", "mime_ambiguous",
              _simple('multipart/mixed; boundary="aa"; boundary="bb"',
                      _multipart([text_part], "aa") + _multipart([text_part], "bb"))),
-        Case("same_boundary_nested", "delivered", None,
+        Case("same_boundary_nested", "quarantined", "mime_ambiguous",
              _simple('multipart/mixed; boundary="same"',
                      _multipart([b'Content-Type: multipart/alternative; boundary="same"\r\n\r\n'
                                  + _multipart([text_part, text_part], "same")], "same"))),
@@ -191,12 +192,12 @@ def build_corpus():
                      _multipart([text_part], "pre",
                                 preamble=b"the preamble mentions --pre and\r\n--pre-not-quite\r\n"
                                          b"--pre--trailing\r\n"))),
-        Case("unterminated_multipart", "delivered", None,
+        Case("unterminated_multipart", "quarantined", "mime_ambiguous",
              _simple('multipart/mixed; boundary="open"',
                      _multipart([text_part, text_part], "open", close=False)), postfix=True),
-        Case("empty_boundary", "delivered", None,
+        Case("empty_boundary", "quarantined", "mime_ambiguous",
              _simple('multipart/mixed; boundary=""', b"--\r\n" + text_part + b"\r\n----\r\n")),
-        Case("boundary_300_chars", "delivered", None,
+        Case("boundary_300_chars", "quarantined", "mime_ambiguous",
              _simple(f'multipart/mixed; boundary="{"b" * 300}"',
                      _multipart([text_part], "b" * 300))),
         Case("multipart_no_parts", "delivered", None,
@@ -227,7 +228,7 @@ def build_corpus():
              _simple("application/octet-stream", b"SGVsbG8gd29ybGQ\r\nSGk\r\n", cte="base64")),
         Case("base64_data_after_padding", "delivered", None,
              _simple("text/plain", b"SGk=\r\nSGVsbG8=garbage====\r\n=\r\n", cte="base64")),
-        Case("base64_on_multipart", "delivered", None,
+        Case("base64_on_multipart", "quarantined", "mime_ambiguous",
              _simple('multipart/mixed; boundary="m64"',
                      _multipart([text_part], "m64"), cte="base64")),
         Case("qp_bad_escape", "delivered", None,

@@ -28,7 +28,7 @@ CLEAN_CLIENT = "192.0.2.20"     # not in the zone
 ZONES = f"{ZONE}=127.0.0.2:spam"
 LISTED_URL = "http://login.phish.example.test/account"
 DEFAULT_SPAM_RULES = ["caps_subject", "spam_phrases", "money_phrases", "missing_date",
-                      "missing_message_id", "ers_spam", "bad_urls"]
+                      "missing_message_id", "ers_spam", "bad_urls", "gtube"]
 LIGHT_PAYLOAD = b"portcullis light-pattern test payload: locally known bad content\r\n"
 LIGHT_NAME = "Portcullis.Test.Light"
 

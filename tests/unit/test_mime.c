@@ -281,6 +281,104 @@ static void test_header_flood(void **state)
     free(m);
 }
 
+/* Issue 11 point 5: structures that parsers read differently are flagged mime_ambiguous —
+ * each case a published MIME-parser differential or an RFC 2046 corner — and a clean nested
+ * message is not. */
+static void test_ambiguous(void **state)
+{
+    static const char *const bad[] = {
+        /* two Content-Type headers (ClamAV takes one boundary, clients the other) */
+        "Content-Type: multipart/mixed; boundary=X\r\nContent-Type: multipart/mixed; "
+        "boundary=Y\r\n\r\n--X\r\n\r\na\r\n--X--\r\n--Y\r\n\r\nb\r\n--Y--\r\n",
+        /* a boundary in Content-Disposition */
+        "Content-Disposition: attachment; boundary=\"X\"\r\nContent-Type: multipart/mixed; "
+        "boundary=\"Y\"\r\n\r\n--Y\r\n\r\nb\r\n--Y--\r\n",
+        /* a boundary character RFC 2046 does not allow */
+        "Content-Type: multipart/mixed; boundary=\"X;\"\r\n\r\n--X;\r\n\r\nb\r\n--X;--\r\n",
+        "Content-Type: multipart/mixed; boundary=######+\r\n\r\n--######+\r\n\r\nb\r\n"
+        "--######+--\r\n",
+        /* an unquoted boundary with a tspecial in it */
+        "Content-Type: multipart/mixed; boundary=boundary=b5c\r\n\r\n--boundary=b5c\r\n\r\nb\r\n"
+        "--boundary=b5c--\r\n",
+        /* two boundary parameters */
+        "Content-Type: multipart/mixed; boundary=a; boundary=b\r\n\r\n--a\r\n\r\nb\r\n--a--\r\n",
+        /* an RFC 2231 boundary */
+        "Content-Type: multipart/mixed; boundary*0=a; boundary*1=b\r\n\r\n--ab\r\n\r\nb\r\n"
+        "--ab--\r\n",
+        /* an inner boundary that extends the outer one */
+        "Content-Type: multipart/mixed; boundary=out\r\n\r\n--out\r\nContent-Type: "
+        "multipart/mixed; boundary=outer\r\n\r\n--outer\r\n\r\nb\r\n--outer--\r\n--out--\r\n",
+        /* no close delimiter */
+        "Content-Type: multipart/mixed; boundary=open\r\n\r\n--open\r\n\r\nb\r\n",
+        /* an encoded multipart */
+        "Content-Type: multipart/mixed; boundary=m\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        "--m\r\n\r\nb\r\n--m--\r\n",
+        /* an encoded message/rfc822 */
+        "Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: message/rfc822\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogeA0KDQp5DQo=\r\n--m--\r\n",
+        /* two Content-Transfer-Encoding headers on a part */
+        "Content-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Transfer-Encoding: "
+        "base64\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nYWJj\r\n--m--\r\n",
+    };
+    struct mime_result *r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = s_parse(bad[i], NULL);
+        if (!(r->exceptions & POLICY_EXC_MIME_AMBIGUOUS))
+            fail_msg("case %zu not flagged ambiguous: %s", i, bad[i]);
+        mime_result_free(&r);
+    }
+    r = s_parse(s_multi, NULL);
+    assert_int_equal(r->exceptions & POLICY_EXC_MIME_AMBIGUOUS, 0);
+    mime_result_free(&r);
+    r = s_parse("Content-Type: multipart/mixed; boundary=\"=_a b'(c)+,-./:=?\"\r\n\r\n"
+                "--=_a b'(c)+,-./:=?\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n"
+                "Content-Type: multipart/alternative; boundary=inner\r\n\r\n--inner\r\n\r\nx\r\n"
+                "--inner--\r\n--=_a b'(c)+,-./:=?--\r\n", NULL);
+    assert_int_equal(r->exceptions & POLICY_EXC_MIME_AMBIGUOUS, 0);
+    mime_result_free(&r);
+}
+
+struct seen {
+    unsigned n;
+    char last[64];
+    size_t last_len;
+};
+
+static void s_seen(void *arg, const unsigned char *data, size_t len, const char *filename)
+{
+    struct seen *s = arg;
+
+    (void)filename;
+    s->n++;
+    s->last_len = len < sizeof s->last ? len : sizeof s->last - 1;
+    memcpy(s->last, data, s->last_len);
+    s->last[s->last_len] = '\0';
+}
+
+/* Issue 11 point 5: every decoded part reaches the scan, yEnc bodies decoded. */
+static void test_parts_to_scan(void **state)
+{
+    struct seen seen = { 0 };
+    struct mime_result *r;
+    /* "abc" yEnc-encoded: each byte + 42 */
+    const char yenc[] = "Subject: y\r\n\r\ntext\r\n=ybegin line=128 size=3 name=a.bin\r\n"
+                        "\x8b\x8c\x8d\r\n=yend size=3\r\n";
+
+    (void)state;
+    r = mime_parse_scan(s_multi, strlen(s_multi), &s_lim, s_seen, &seen);
+    assert_int_equal(seen.n, 3); /* text, html, the executable */
+    assert_int_equal(seen.last[0], 'M');
+    assert_int_equal(seen.last[1], 'Z');
+    mime_result_free(&r);
+    memset(&seen, 0, sizeof seen);
+    r = mime_parse_scan(yenc, strlen(yenc), &s_lim, s_seen, &seen);
+    assert_int_equal(seen.n, 2); /* the text, then what its yEnc block decodes to */
+    assert_string_equal(seen.last, "abc");
+    mime_result_free(&r);
+}
+
 static void test_malformed(void **state)
 {
     static const char *const cases[] = {
@@ -420,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_parts_and_headers), cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_hostile_nesting),   cmocka_unit_test(test_parts_limit),
         cmocka_unit_test(test_header_limits),     cmocka_unit_test(test_header_flood),
+        cmocka_unit_test(test_ambiguous),         cmocka_unit_test(test_parts_to_scan),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_long_header_line),  cmocka_unit_test(test_decoded_size),
         cmocka_unit_test(test_detect_type),       cmocka_unit_test(test_edit),

@@ -9,3 +9,12 @@ ALTER TABLE message_log ADD COLUMN claimed_received_at timestamptz;
 -- none). An override of a removed setting would make every configuration invalid: dropped.
 DELETE FROM settings WHERE (section, name) IN
     (('mta', 'postconf_command'), ('mta', 'reload_command'), ('supervise', 'flush_command'));
+
+-- Issue 11 point 5: GTUBE, the standard anti-spam test string, is spam under the default
+-- rules (its score alone is past the default threshold of 5, so the "Spam" rule holds it).
+INSERT INTO spam_rules (name, position, kind, value, score)
+SELECT 'gtube', (SELECT coalesce(max(position), 0) + 1 FROM spam_rules), 'body_regex',
+       'XJS\*C4JDBQADN1\.NSBN3\*2IDNEN\*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL\*C\.34X', 100
+ON CONFLICT (name) DO NOTHING;
+
+INSERT INTO config_versions (reason) VALUES ('trust boundaries: adapters, the GTUBE spam rule');
