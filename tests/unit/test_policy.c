@@ -730,18 +730,19 @@ static void test_exception_names(void **state)
 {
     static const char *const names[] = { "mime_depth", "mime_parts", "mime_size", "mime_headers",
         "mime_header_length", "mime_malformed", "av_error", "av_limits", "av_encrypted",
-        "av_timeout" };
+        "av_timeout", "mime_ambiguous" };
     unsigned bit;
     (void)state;
 
-    for (unsigned i = 0; i < 10; i++) {
+    for (unsigned i = 0; i < 11; i++) {
         assert_string_equal(policy_exception_name(1u << i), names[i]);
         assert_int_equal(policy_exception_parse(names[i], &bit), 0);
         assert_int_equal(bit, 1u << i);
     }
     assert_int_equal(POLICY_EXC_AV_TIMEOUT, 1u << 9);
+    assert_int_equal(POLICY_EXC_LAST, 1u << 10);
     assert_null(policy_exception_name(0));
-    assert_null(policy_exception_name(1u << 10));
+    assert_null(policy_exception_name(1u << 11));
     assert_null(policy_exception_name(3));
     assert_int_equal(policy_exception_parse("av_bogus", &bit), -1);
 }
