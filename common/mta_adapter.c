@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util.h"
+
 
 int mta_adapter_parse(const char *text, struct mta_adapter *out, char *err, size_t errlen)
 {
@@ -33,7 +33,7 @@ int mta_adapter_parse(const char *text, struct mta_adapter *out, char *err, size
             return -1;
         }
         out->kind = MTA_ADAPTER_POSTFIX;
-        strlcpy_p(out->dir, d, sizeof out->dir);
+        snprintf(out->dir, sizeof out->dir, "%s", d);
         return 0;
     }
     snprintf(err, errlen, "not an adapter: %s (a command line belongs in the child's own "

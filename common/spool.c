@@ -178,7 +178,8 @@ static int s_dir_prepare(const char *dir, char *epoch, char *err, size_t errlen)
     char path[4096], tmp[4200], val[SPOOL_EPOCH_LEN + 2], rnd[17];
     int fd;
 
-    if (fs_mkdir_p(dir, 0700, err, errlen) != 0)
+    /* group portcullis: the scan service writes, its manager ships and removes (R8.1) */
+    if (fs_mkdir_p(dir, 0770, err, errlen) != 0)
         return -1;
     snprintf(path, sizeof path, "%s/EPOCH", dir);
     if (access(path, F_OK) == 0)
@@ -187,7 +188,7 @@ static int s_dir_prepare(const char *dir, char *epoch, char *err, size_t errlen)
     val[SPOOL_EPOCH_LEN] = '\n';
     random_hex(rnd, 8);
     snprintf(tmp, sizeof tmp, "%s/EPOCH.tmp.%s", dir, rnd);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0 || write(fd, val, SPOOL_EPOCH_LEN + 1) != SPOOL_EPOCH_LEN + 1 || fsync(fd) != 0) {
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         if (fd >= 0)
@@ -314,7 +315,7 @@ spool_writer_t *spool_writer_open(const char *dir, char *err, size_t errlen)
     if (s_dir_prepare(dir, epoch, err, errlen) != 0)
         goto fail;
     snprintf(path, sizeof path, "%s/LOCK", dir);
-    w->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    w->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (w->lockfd < 0 || flock(w->lockfd, LOCK_EX | LOCK_NB) != 0) {
         snprintf(err, errlen, "%s: %s", path,
                  errno == EWOULDBLOCK ? "another writer has this spool" : strerror(errno));
@@ -348,7 +349,7 @@ static int s_writer_new_segment(spool_writer_t *w)
         w->dirty = false;
     }
     s_seg_path(w->dir, w->next_seq, path, sizeof path);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) {
         log_err("spool: cannot create %s: %s", path, strerror(errno));
         return -1;

@@ -39,17 +39,19 @@ usage_t *usage_open(const char *dir, char *err, size_t errlen)
     usage_t *u;
     int fd;
 
-    if (fs_mkdir_p(dir, 0700, err, errlen) != 0)
+    if (fs_mkdir_p(dir, 0770, err, errlen) != 0)
         return NULL;
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, USAGE_FILE) >= sizeof path) {
         snprintf(err, errlen, "%s: path too long", dir);
         return NULL;
     }
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* 0660: the scan service adds, the manager subtracts (R8.1), whatever their umasks */
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
     if (fd < 0) {
         snprintf(err, errlen, "open %s: %s", path, strerror(errno));
         return NULL;
     }
+    (void)fchmod(fd, 0660);
     /* Growing an empty or short file fills it with zeros; two processes racing here both
      * truncate to the same size, and a file already in use is never shrunk. */
     if (fstat(fd, &st) != 0 ||

@@ -25,6 +25,7 @@ packages=(
     libgmime-3.0-dev libclamav-dev libpcre2-dev libcurl4-openssl-dev
     libarchive-dev  # component update packages (R3.7); libevent-dev brings libevent_openssl
     clang libclang-rt-14-dev  # the libFuzzer targets of tests/fuzz (R8.6)
+    libseccomp-dev  # the scan service's system-call filter (R8.1)
     # run: database and MTA
     postgresql postgresql-client postfix
     # tests
@@ -42,3 +43,18 @@ fi
 
 apt-get update
 apt-get install -y --no-install-recommends "${packages[@]}"
+
+# R8.1: the system users the daemons run as once started (never root): the parent and the
+# child manager as portcullis, the scan service (hostile mail) as portcullis-scan, in the group
+# portcullis so that its manager can read and remove what it stores.
+if ! getent group portcullis >/dev/null; then
+    groupadd --system portcullis
+fi
+if ! getent passwd portcullis >/dev/null; then
+    useradd --system --gid portcullis --home-dir /var/lib/portcullis --no-create-home \
+        --shell /usr/sbin/nologin --comment "Portcullis daemons" portcullis
+fi
+if ! getent passwd portcullis-scan >/dev/null; then
+    useradd --system --gid portcullis --home-dir /nonexistent --no-create-home \
+        --shell /usr/sbin/nologin --comment "Portcullis scan service" portcullis-scan
+fi

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "cluster/cluster.h"
@@ -16,6 +18,7 @@
 #include "parent_conf.h"
 #include "sps/sps.h"
 #include "sched/notify.h"
+#include "privdrop.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -50,6 +53,25 @@ static void s_signals(void)
 /* --sps-only: the look-up service alone. Migrations are applied when the database answers (under
  * their advisory lock, so replicas and the parent may start together); when it does not, the
  * service starts anyway, answers 503 and reconnects. */
+/* R8.1: started as root, the parent gives its state directory to its user and becomes that
+ * user for good once its sockets are bound and its keys read. */
+static void s_drop(const conf_t *conf)
+{
+    struct privuser u;
+    char err[1024];
+
+    if (!privdrop_needed()) {
+        log_info("running as uid %ld: no root privileges to drop", (long)getuid());
+        return;
+    }
+    if (privdrop_lookup(conf_get(conf, "user"), &u, err, sizeof err) != 0 ||
+        privdrop_own_dir(conf_get(conf, "state_dir"), u.uid, u.gid, 0700, err, sizeof err) != 0 ||
+        privdrop_to(&u, (gid_t)-1, err, sizeof err) != 0)
+        fatal("%s", err);
+    umask(077);
+    log_info("running as %s (uid %ld)", u.name, (long)u.uid);
+}
+
 static void s_sps_only(const conf_t *conf)
 {
     struct sps_options o = { .dsn = conf_get(conf, "db"), .listen = conf_get(conf, "sps_listen") };
@@ -68,6 +90,7 @@ static void s_sps_only(const conf_t *conf)
     sps = sps_new(&o, err, sizeof err);
     if (sps == NULL)
         fatal("%s", err);
+    s_drop(conf);
     s_signals();
     sps_run(sps, &s_stop);
     log_info("sps stopping");
@@ -161,6 +184,7 @@ int main(int argc, char **argv)
     if (notifier == NULL)
         fatal("%s", err);
 
+    s_drop(conf);
     log_info("parent ready cluster=%s enrol=%s public_key=%s version=%s", copt.cluster_endpoint,
              copt.enrol_endpoint, kp.public_z85, PORTCULLIS_VERSION);
     cluster_run(cluster, &s_stop);

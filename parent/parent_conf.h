@@ -21,6 +21,7 @@ static const struct conf_key parent_conf_keys[] = {
     { "https_cert", "", "PEM certificate (chain) of the HTTPS server; empty: self-signed in state_dir" },
     { "https_key", "", "PEM private key of https_cert (mode 0600); empty: self-signed in state_dir" },
     { "web_root", "/usr/share/portcullis/web", "directory of the web console's static files; empty: no console" },
+    { "user", "portcullis", "system user the parent runs as once started as root and bound (R8.1)" },
 };
 
 #endif

@@ -54,12 +54,12 @@ int config_cache_store(const char *path, const Portcullis__ConfigSnapshot *snap,
     char *slash = strrchr(dir, '/');
     if (slash != NULL) {
         *slash = '\0';
-        if (fs_mkdir_p(dir, 0700, err, errlen) != 0) {
+        if (fs_mkdir_p(dir, 0750, err, errlen) != 0) { /* the scan service reads it */
             free(buf);
             return -1;
         }
     }
-    r = fs_write_atomic(path, buf, len, 0600, err, errlen);
+    r = fs_write_atomic(path, buf, len, 0640, err, errlen);
     free(buf);
     return r;
 }

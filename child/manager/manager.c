@@ -22,6 +22,8 @@
 #include "conf.h"
 #include "fs.h"
 #include "keys.h"
+#include "privdrop.h"
+#include <sys/stat.h>
 #include "manager/mta_action.h"
 #include "link.h"
 #include "log.h"
@@ -59,6 +61,11 @@ static const struct conf_key s_conf_keys[] = {
     { "quarantine_dir", "", "quarantined message files; empty: state_dir/quarantine" },
     { "archive_dir", "", "archived message files; empty: state_dir/archive" },
     { "dns_server", "", "DNS server IP[:PORT] for email reputation; empty: /etc/resolv.conf" },
+    { "user", "portcullis", "system user the manager runs as once started as root (R8.1)" },
+    { "scan_user", "portcullis-scan", "system user of the scan service (group: user's group)" },
+    { "mta_flush_command", "", "mta.adapter local: the upstream queue flush (this host's own)" },
+    { "mta_postconf_command", "", "mta.adapter local: sets Postfix parameters (NAME=VALUE added)" },
+    { "mta_reload_command", "", "mta.adapter local: reloads the MTA after postconf" },
 };
 
 enum link_state { LINK_ENROL, LINK_LINKING, LINK_UP, LINK_BACKOFF };
@@ -70,6 +77,7 @@ struct manager {
     char config_path[4096], hostname[256];
     settings_t *settings;            /* in force; version 0 = defaults, never configured */
     struct mta_local mta_local;      /* child.conf's MTA commands (mta.adapter local) */
+    struct launcher launcher;        /* starts the scan service as its user (R8.1) */
     uint64_t pending_ack;            /* version sent to the scan service, awaiting its word */
 
     void *ctx, *sock;
@@ -574,21 +582,74 @@ static void s_timers(struct manager *m)
     quota_tick(m->quota, m->settings);
 }
 
+/* The scan service may have exited (SIGCHLD, or the launcher's word). */
+static void s_scan_exited(struct manager *m)
+{
+    if (supervise_reap(m->sup) && m->pending_ack != 0) {
+        /* It died before answering; the next start reads the stored version. */
+        s_ack(m, m->pending_ack, true, NULL);
+        m->pending_ack = 0;
+    }
+}
+
 static bool s_signals(struct manager *m)
 {
     unsigned char sig;
     bool stop = false;
 
     while (read(s_sigpipe[0], &sig, 1) == 1) {
-        if (sig == SIGCHLD && supervise_reap(m->sup) && m->pending_ack != 0) {
-            /* It died before answering; the next start reads the stored version. */
-            s_ack(m, m->pending_ack, true, NULL);
-            m->pending_ack = 0;
-        }
+        if (sig == SIGCHLD)
+            s_scan_exited(m);
         else if (sig == SIGTERM || sig == SIGINT)
             stop = true;
     }
     return stop;
+}
+
+/* R8.1: started as root, the manager hands its directories to the two users, forks the
+ * launcher (which becomes the scan service's user), and becomes its own user for good. The
+ * scan service writes the spool and the stores; the manager reads and removes there (group
+ * portcullis, 0770 directories, 0640 files). */
+static void s_least_privilege(struct manager *m, const char *state_dir)
+{
+    struct privuser user, scan;
+    char err[1024];
+    const char *sig = conf_get(m->conf, "signature_dir");
+
+    if (!privdrop_needed()) {
+        log_info("running as uid %ld: no root privileges to drop", (long)getuid());
+        return;
+    }
+    if (privdrop_lookup(conf_get(m->conf, "user"), &user, err, sizeof err) != 0 ||
+        privdrop_lookup(conf_get(m->conf, "scan_user"), &scan, err, sizeof err) != 0)
+        fatal("%s", err);
+    if (privdrop_own_dir(m->spool_dir, scan.uid, user.gid, 02770, err, sizeof err) != 0 ||
+        privdrop_own_dir(m->quarantine_dir, scan.uid, user.gid, 02770, err, sizeof err) != 0 ||
+        privdrop_own_dir(m->archive_dir, scan.uid, user.gid, 02770, err, sizeof err) != 0 ||
+        privdrop_own_dir(sig, user.uid, user.gid, 02750, err, sizeof err) != 0 ||
+        privdrop_own_dir(m->light_dir, user.uid, user.gid, 02750, err, sizeof err) != 0 ||
+        privdrop_own_dir(state_dir, user.uid, user.gid, 0750, err, sizeof err) != 0)
+        fatal("%s", err);
+    (void)chmod(m->config_path, 0640); /* the scan service reads it (made 0600 by older ones) */
+    if (launcher_fork(&m->launcher, &scan, user.gid, err, sizeof err) != 0)
+        fatal("%s", err);
+    if (privdrop_to(&user, (gid_t)-1, err, sizeof err) != 0)
+        fatal("%s", err);
+    umask(007);
+    {   /* MTA actions go through the setuid helper beside this program (R8.1) */
+        char self[MTA_LOCAL_CMD_MAX - 32];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        char *slash;
+        if (n > 0) {
+            self[n] = '\0';
+            if ((slash = strrchr(self, '/')) != NULL)
+                *slash = '\0';
+            snprintf(m->mta_local.helper, sizeof m->mta_local.helper, "%s/portcullis-mta", self);
+        }
+    }
+    log_info("running as %s (uid %ld); the scan service runs as %s (uid %ld) through the "
+             "launcher pid=%ld", user.name, (long)user.uid, scan.name, (long)scan.uid,
+             (long)m->launcher.pid);
 }
 
 static int s_setup(struct manager *m, const char *path)
@@ -614,6 +675,16 @@ static int s_setup(struct manager *m, const char *path)
         fatal("%s", err);
     config_cache_path(state_dir, m->config_path, sizeof m->config_path);
     snprintf(m->spool_dir, sizeof m->spool_dir, "%s/spool", state_dir);
+    snprintf(m->quarantine_dir, sizeof m->quarantine_dir, "%s", conf_get(m->conf, "quarantine_dir"));
+    if (m->quarantine_dir[0] == '\0')
+        snprintf(m->quarantine_dir, sizeof m->quarantine_dir, "%s/quarantine", state_dir);
+    snprintf(m->archive_dir, sizeof m->archive_dir, "%s", conf_get(m->conf, "archive_dir"));
+    if (m->archive_dir[0] == '\0')
+        snprintf(m->archive_dir, sizeof m->archive_dir, "%s/archive", state_dir);
+    snprintf(m->light_dir, sizeof m->light_dir, "%s", conf_get(m->conf, "light_signature_dir"));
+    if (m->light_dir[0] == '\0')
+        snprintf(m->light_dir, sizeof m->light_dir, "%s/light", state_dir);
+    s_least_privilege(m, state_dir);
     m->ship = report_ship_new(m->spool_dir, s_ship_send, m, err, sizeof err);
     if (m->ship == NULL)
         fatal("report spool: %s", err);
@@ -636,6 +707,8 @@ static int s_setup(struct manager *m, const char *path)
         strlcpy_p(m->hostname, "localhost", sizeof m->hostname);
 
     scan_proc_init(&m->scan);
+    if (m->launcher.pid != 0)
+        m->scan.launcher = &m->launcher;
     m->scan.listen = conf_get(m->conf, "smtp_listen");
     m->scan.downstream = conf_get(m->conf, "downstream");
     m->scan.config_path = m->config_path;
@@ -643,15 +716,6 @@ static int s_setup(struct manager *m, const char *path)
     m->scan.log_level = conf_get(m->conf, "log_level");
     m->scan.spool_dir = m->spool_dir;
     m->scan.signature_dir = conf_get(m->conf, "signature_dir");
-    snprintf(m->quarantine_dir, sizeof m->quarantine_dir, "%s", conf_get(m->conf, "quarantine_dir"));
-    if (m->quarantine_dir[0] == '\0')
-        snprintf(m->quarantine_dir, sizeof m->quarantine_dir, "%s/quarantine", state_dir);
-    snprintf(m->archive_dir, sizeof m->archive_dir, "%s", conf_get(m->conf, "archive_dir"));
-    if (m->archive_dir[0] == '\0')
-        snprintf(m->archive_dir, sizeof m->archive_dir, "%s/archive", state_dir);
-    snprintf(m->light_dir, sizeof m->light_dir, "%s", conf_get(m->conf, "light_signature_dir"));
-    if (m->light_dir[0] == '\0')
-        snprintf(m->light_dir, sizeof m->light_dir, "%s/light", state_dir);
     m->scan.light_signature_dir = m->light_dir;
     {
         struct update_dirs ud = { .state_dir = state_dir, .light_dir = m->light_dir,
@@ -663,7 +727,12 @@ static int s_setup(struct manager *m, const char *path)
     m->scan.quarantine_dir = m->quarantine_dir;
     m->scan.archive_dir = m->archive_dir;
     m->scan.dns_server = conf_get(m->conf, "dns_server");
-    mta_local_from_conf(m->conf, &m->mta_local);
+    {
+        char helper[sizeof m->mta_local.helper];
+        strlcpy_p(helper, m->mta_local.helper, sizeof helper);
+        mta_local_from_conf(m->conf, &m->mta_local);
+        strlcpy_p(m->mta_local.helper, helper, sizeof m->mta_local.helper);
+    }
     m->sup = supervise_new(&m->scan, m->mrep, &m->mta_local);
     m->mta = mta_apply_new(state_dir, m->mrep, &m->mta_local);
     if ((m->quota = quota_new(m->quarantine_dir, m->archive_dir, state_dir, m->mrep, err,
@@ -716,7 +785,7 @@ int manager_main(const char *conf_path)
              conf_get(m.conf, "parent_cluster"), m.keys.public_z85);
 
     while (!stop) {
-        zmq_pollitem_t items[4] = {
+        zmq_pollitem_t items[5] = {
             { NULL, s_sigpipe[0], ZMQ_POLLIN, 0 },
             { NULL, m.scan.fd, ZMQ_POLLIN, 0 },
             { m.sock, 0, ZMQ_POLLIN, 0 },
@@ -729,10 +798,14 @@ int manager_main(const char *conf_path)
                 items[1] = items[2];
             n++;
         }
-        int upd_at = -1; /* a download thread's result */
+        int upd_at = -1, launcher_at = -1; /* a download thread's result; an exit */
         if (update_fd(m.upd) >= 0) {
             items[n] = (zmq_pollitem_t){ NULL, update_fd(m.upd), ZMQ_POLLIN, 0 };
             upd_at = n++;
+        }
+        if (m.scan.launcher != NULL) { /* exits of the scan service come from the launcher */
+            items[n] = (zmq_pollitem_t){ NULL, m.launcher.fd, ZMQ_POLLIN, 0 };
+            launcher_at = n++;
         }
         if (zmq_poll(items, n, 200) < 0 && errno != EINTR) {
             log_err("zmq_poll: %s", zmq_strerror(errno));
@@ -743,6 +816,8 @@ int manager_main(const char *conf_path)
                 continue;
             if (i == upd_at) {
                 s_update_result(&m);
+            } else if (i == launcher_at) {
+                s_scan_exited(&m);
             } else if (items[i].socket == NULL) {
                 envelope_t *env;
                 while ((env = scan_proc_read(&m.scan)) != NULL) {

@@ -34,6 +34,24 @@ static void s_desc(const struct runcmd_argv *av, char *desc, size_t desclen)
         n += (size_t)snprintf(desc + n, desclen - n, "%s%s", i ? " " : "", av->argv[i]);
 }
 
+/* R8.1: the manager gave up root; the setuid helper checks the action again and runs it.
+ * av becomes the helper's argv; desc keeps saying what runs, and through what. */
+static void s_through_helper(const char *helper, enum mta_action a, const char *adapter,
+                             const char *const *params, size_t nparams, struct runcmd_argv *av,
+                             char *desc, size_t desclen)
+{
+    size_t dl = strlen(desc);
+
+    runcmd_argv_free(av);
+    av->argv[av->argc++] = xstrdup(helper);
+    av->argv[av->argc++] = xstrdup(mta_action_name(a));
+    av->argv[av->argc++] = xstrdup(adapter);
+    for (size_t i = 0; i < nparams && av->argc < RUNCMD_ARGV_MAX; i++)
+        av->argv[av->argc++] = xstrdup(params[i]);
+    av->argv[av->argc] = NULL;
+    snprintf(desc + dl, dl < desclen ? desclen - dl : 0, " (through portcullis-mta)");
+}
+
 int mta_action_argv(const settings_t *s, const struct mta_local *local, enum mta_action a,
                     const char *const *params, size_t nparams, struct runcmd_argv *av,
                     char *desc, size_t desclen, char *err, size_t errlen)
@@ -51,6 +69,13 @@ int mta_action_argv(const settings_t *s, const struct mta_local *local, enum mta
     if (ad.kind == MTA_ADAPTER_NONE) {
         snprintf(desc, desclen, "mta.adapter is none");
         return 0;
+    }
+    if (ad.kind == MTA_ADAPTER_LOCAL && local->helper[0] != '\0') {
+        /* the helper reads /etc/portcullis/child.conf itself: root's word, not ours */
+        memset(av, 0, sizeof *av);
+        snprintf(desc, desclen, "child.conf mta_%s_command", mta_action_name(a));
+        s_through_helper(local->helper, a, text, params, nparams, av, desc, desclen);
+        return 1;
     }
     if (ad.kind == MTA_ADAPTER_LOCAL) {
         const char *cmd = a == MTA_ACTION_FLUSH      ? local->flush
@@ -81,5 +106,7 @@ int mta_action_argv(const settings_t *s, const struct mta_local *local, enum mta
         av->argv[av->argc++] = xstrdup(words[i]);
     av->argv[av->argc] = NULL;
     s_desc(av, desc, desclen);
+    if (local->helper[0] != '\0')
+        s_through_helper(local->helper, a, text, params, nparams, av, desc, desclen);
     return 1;
 }

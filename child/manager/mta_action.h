@@ -18,6 +18,9 @@ struct mta_local {
     char flush[MTA_LOCAL_CMD_MAX];
     char postconf[MTA_LOCAL_CMD_MAX];
     char reload[MTA_LOCAL_CMD_MAX];
+    /* The privileged helper (portcullis-mta, R8.1) when the manager gave up root: every
+     * action goes through it ("" : run directly, the manager never dropped) */
+    char helper[MTA_LOCAL_CMD_MAX];
 };
 
 enum mta_action { MTA_ACTION_FLUSH, MTA_ACTION_POSTCONF, MTA_ACTION_RELOAD };

@@ -48,16 +48,7 @@ int scan_proc_start(struct scan_proc *sp)
         sp->next_start_ms = now_ms() + sp->backoff_ms;
         return -1;
     }
-    pid = fork();
-    if (pid < 0) {
-        log_err("scan service not started: fork: %s", strerror(errno));
-        close(sv[0]);
-        close(sv[1]);
-        sp->next_start_ms = now_ms() + sp->backoff_ms;
-        return -1;
-    }
-    if (pid == 0) {
-        char *argv[] = { "portcullis-child", "scan", "--listen", (char *)sp->listen,
+    char *argv[] = { "portcullis-child", "scan", "--listen", (char *)sp->listen,
                          "--downstream", (char *)sp->downstream, "--config", (char *)sp->config_path,
                          "--hostname", (char *)sp->hostname, "--log-level", (char *)sp->log_level,
                          "--spool", (char *)sp->spool_dir,
@@ -68,15 +59,36 @@ int scan_proc_start(struct scan_proc *sp)
                          "--archive-dir", (char *)sp->archive_dir,
                          "--dns-server", (char *)(sp->dns_server != NULL ? sp->dns_server : ""),
                          "--control-fd", "3", NULL };
-        sigset_t none;
-        /* dup2 clears FD_CLOEXEC on the copy, so only the control socket crosses exec. */
-        if (dup2(sv[1], SCAN_PROC_CONTROL_FD) < 0)
+    if (sp->launcher != NULL) {
+        char err[256];
+        if (launcher_start(sp->launcher, sv[1], argv, &pid, err, sizeof err) != 0) {
+            log_err("scan service not started: %s", err);
+            close(sv[0]);
+            close(sv[1]);
+            sp->next_start_ms = now_ms() + sp->backoff_ms;
+            return -1;
+        }
+    } else {
+        pid = fork();
+        if (pid < 0) {
+            log_err("scan service not started: fork: %s", strerror(errno));
+            close(sv[0]);
+            close(sv[1]);
+            sp->next_start_ms = now_ms() + sp->backoff_ms;
+            return -1;
+        }
+        if (pid == 0) {
+            sigset_t none;
+            /* dup2 clears FD_CLOEXEC on the copy, so only the control socket crosses exec. */
+            if (dup2(sv[1], SCAN_PROC_CONTROL_FD) < 0)
+                _exit(127);
+            sigemptyset(&none);
+            sigprocmask(SIG_SETMASK, &none, NULL);
+            execv("/proc/self/exe", argv);
+            fprintf(stderr, "portcullis-child: exec of the scan service failed: %s\n",
+                    strerror(errno));
             _exit(127);
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv("/proc/self/exe", argv);
-        fprintf(stderr, "portcullis-child: exec of the scan service failed: %s\n", strerror(errno));
-        _exit(127);
+        }
     }
     close(sv[1]);
     fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
@@ -108,7 +120,19 @@ bool scan_proc_reap(struct scan_proc *sp)
 
     if (sp->pid == 0)
         return false;
-    r = waitpid(sp->pid, &status, WNOHANG);
+    if (sp->launcher != NULL) {
+        pid_t p;
+        int lr;
+        r = 0;
+        while (r != sp->pid && (lr = launcher_exit(sp->launcher, &p, &status)) != 0) {
+            if (lr < 0)
+                fatal("the scan service's launcher is gone; the manager stops (its supervisor "
+                      "restarts it)");
+            r = p;
+        }
+    } else {
+        r = waitpid(sp->pid, &status, WNOHANG);
+    }
     if (r != sp->pid)
         return false;
     sp->exit_status = status;
@@ -184,8 +208,13 @@ void scan_proc_stop(struct scan_proc *sp)
     if (sp->pid == 0)
         return;
     log_info("stopping scan service pid=%ld", (long)sp->pid);
-    kill(sp->pid, SIGTERM);
+    scan_proc_kill(sp, SIGTERM);
     deadline = now_ms() + SCAN_PROC_STOP_MS;
+    if (sp->launcher != NULL) {
+        if (launcher_wait(sp->launcher, sp->pid, &status, SCAN_PROC_STOP_MS) != 0)
+            sp->pid = 0;
+        deadline = 0;
+    }
     while (now_ms() < deadline) {
         if (waitpid(sp->pid, &status, WNOHANG) == sp->pid) {
             sp->pid = 0;
@@ -196,8 +225,11 @@ void scan_proc_stop(struct scan_proc *sp)
     if (sp->pid != 0) {
         log_err("scan service pid=%ld did not stop in %d ms; killing it", (long)sp->pid,
                 SCAN_PROC_STOP_MS);
-        kill(sp->pid, SIGKILL);
-        waitpid(sp->pid, &status, 0);
+        scan_proc_kill(sp, SIGKILL);
+        if (sp->launcher != NULL)
+            launcher_wait(sp->launcher, sp->pid, &status, SCAN_PROC_STOP_MS);
+        else
+            waitpid(sp->pid, &status, 0);
         sp->pid = 0;
     }
     s_close_fd(sp);
@@ -206,4 +238,14 @@ void scan_proc_stop(struct scan_proc *sp)
         portcullis__scan_stats__free_unpacked(sp->stats, NULL);
         sp->stats = NULL;
     }
+}
+
+void scan_proc_kill(struct scan_proc *sp, int sig)
+{
+    if (sp->pid == 0)
+        return;
+    if (sp->launcher != NULL)
+        launcher_signal(sp->launcher, sp->pid, sig);
+    else
+        kill(sp->pid, sig);
 }

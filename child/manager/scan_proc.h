@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "frame.h"
+#include "manager/launcher.h"
 #include "wire.h"
 
 #define SCAN_PROC_BACKOFF_MIN_MS 1000
@@ -21,6 +22,7 @@ struct scan_proc {
     const char *signature_dir, *quarantine_dir, *archive_dir;
     const char *light_signature_dir; /* smart scan's light pattern (R2.1) */
     const char *dns_server;   /* "" = /etc/resolv.conf */
+    struct launcher *launcher; /* starts it as the scan user (R8.1); NULL: fork + exec here */
     /* state */
     pid_t pid;                /* 0: not running */
     int fd;                   /* control socket, -1 when not running */
@@ -42,6 +44,8 @@ int scan_proc_send(struct scan_proc *sp, const envelope_t *env);
  * a broken frame the socket is closed (the reap will follow). */
 envelope_t *scan_proc_read(struct scan_proc *sp);
 void scan_proc_stop(struct scan_proc *sp);
+/* Sends sig to the running scan service (through the launcher when there is one). */
+void scan_proc_kill(struct scan_proc *sp, int sig);
 const char *scan_proc_state(const struct scan_proc *sp);
 
 #endif

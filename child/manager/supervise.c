@@ -230,7 +230,7 @@ static void s_check(supervise_t *sv, uint64_t interval_ms)
                   "scan service not responding pid=%ld (%s); killing it for a restart",
                   (long)sp->pid, sv->kill_reason);
     sv->killed_pid = sp->pid;
-    kill(sp->pid, SIGKILL); /* works on a stopped process too; the reap restarts it */
+    scan_proc_kill(sp, SIGKILL); /* works on a stopped process too; the reap restarts it */
 }
 
 void supervise_tick(supervise_t *sv, const settings_t *settings)

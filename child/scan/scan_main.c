@@ -22,6 +22,7 @@
 #include "scan/report.h"
 #include "scan/scanpool.h"
 #include "scan/scan_control.h"
+#include "scan/sandbox.h"
 #include "scan/smartscan.h"
 #include "scan/smtpd.h"
 #include "scan/wrs.h"
@@ -393,6 +394,7 @@ int scan_main(const struct scan_options *opt)
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
         log_warn("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
     signal(SIGPIPE, SIG_IGN);
+    umask(007); /* what it stores its manager reads and removes (group portcullis, R8.1) */
     sc.started_ms = wall_ms();
     mime_init(); /* library set-up, once, before any scan thread */
     if (av_init() != 0)
@@ -458,6 +460,11 @@ int scan_main(const struct scan_options *opt)
     sc.sigint = evsignal_new(sc.base, SIGINT, s_signal_cb, &sc);
     evsignal_add(sc.sigterm, NULL);
     evsignal_add(sc.sigint, NULL);
+    sandbox_selftest_on(sc.base);
+    if (sandbox_install(err, sizeof err) != 0)
+        log_err("scan service runs WITHOUT its system-call filter: %s", err);
+    else
+        log_info("system-call filter in force");
     log_info("scan service ready listen=%s downstream=%s config_version=%" PRIu64, opt->listen,
              opt->downstream, settings_version(sc.settings));
     event_base_dispatch(sc.base);

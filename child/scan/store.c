@@ -56,11 +56,12 @@ static usage_t *s_usage_of(const char *base)
     return u;
 }
 
-/* mkdir one level (0700); *made tells whether this call created it. */
+/* mkdir one level (0770: the manager purges and releases what the scan service stores, R8.1);
+ * *made tells whether this call created it. */
 static int s_mkdir(const char *path, bool *made, char *err, size_t errlen)
 {
     *made = false;
-    if (mkdir(path, 0700) == 0) {
+    if (mkdir(path, 0770) == 0) {
         *made = true;
         return 0;
     }
@@ -106,7 +107,7 @@ int store_write(const char *base, const char *area, const char *kind, const void
         snprintf(err, errlen, "directory name too long");
         return -1;
     }
-    if (fs_mkdir_p(base, 0700, err, errlen) != 0)
+    if (fs_mkdir_p(base, 0770, err, errlen) != 0)
         return -1;
     snprintf(area_path, sizeof area_path, "%.3500s/%s", base, adir);
     snprintf(bucket_path, sizeof bucket_path, "%s/%s", area_path, out->bucket);
@@ -115,7 +116,7 @@ int store_write(const char *base, const char *area, const char *kind, const void
         return -1;
     snprintf(out->path, sizeof out->path, "%s/%s.eml", bucket_path, out->file_id);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", bucket_path, out->file_id);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640); /* the manager reads */
     if (fd < 0) {
         snprintf(err, errlen, "create %s: %s", tmp, strerror(errno));
         return -1;

@@ -50,7 +50,8 @@ def parse_conf(text):
 
 class Parent:
     def __init__(self, base_dir, dsn):
-        self.dir = make_dir(os.path.join(base_dir, "parent"), 0o700)
+        # 0711: the parent drops to its user (R8.1) and must reach state_dir inside
+        self.dir = make_dir(os.path.join(base_dir, "parent"), 0o711)
         self.state_dir = make_dir(os.path.join(self.dir, "state"), 0o700)
         self.conf_path = os.path.join(self.dir, "parent.conf")
         self.cluster_port = free_port()
@@ -91,7 +92,7 @@ class Parent:
 class Child:
     def __init__(self, base_dir, name, parent, downstream_port, enroll=None, extra_conf=None):
         self.name = name
-        self.dir = make_dir(os.path.join(base_dir, name), 0o700)
+        self.dir = make_dir(os.path.join(base_dir, name), 0o711)  # see Parent
         self.state_dir = make_dir(os.path.join(self.dir, "state"), 0o700)
         self.conf_path = os.path.join(self.dir, "child.conf")
         self.smtp_port = free_port()

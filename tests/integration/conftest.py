@@ -15,6 +15,25 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def privileged_helper():
+    """R8.1: the daemons drop root, so the child's MTA helper must be what a package installs:
+    setuid root, executable by the group portcullis only. The system users must exist
+    (deploy/install-deps.sh makes them)."""
+    import grp
+    import pwd
+    for user in ("portcullis", "portcullis-scan"):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            pytest.exit(f"the system user {user} is missing: run deploy/install-deps.sh", 2)
+    helper = harness.bin_path("portcullis-mta")
+    if os.path.exists(helper):
+        os.chown(helper, 0, grp.getgrnam("portcullis").gr_gid)
+        os.chmod(helper, 0o4750)
+    yield
+
+
 @pytest.fixture(scope="session")
 def run_dir(request):
     d = tempfile.mkdtemp(prefix="portcullis-it-", dir="/tmp")

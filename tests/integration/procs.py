@@ -260,6 +260,34 @@ class Proc:
         return sorted(p for p in _all_pids()
                       if (_proc_stat(p) or (0, 0))[0] == self.popen.pid and pid_alive(p))
 
+    def descendants(self):
+        """Pids of live descendants (children, their children, …)."""
+        if self.popen is None:
+            return []
+        parent = {p: (_proc_stat(p) or (0, 0))[0] for p in _all_pids()}
+        out = []
+        for p in parent:
+            q, hops = parent.get(p), 0
+            while q and q != self.popen.pid and hops < 16:
+                q, hops = parent.get(q), hops + 1
+            if q == self.popen.pid and pid_alive(p):
+                out.append(p)
+        return sorted(out)
+
+    def scan_services(self):
+        """Pids of the descendants that run `portcullis-child scan …` (the scan service: a
+        grandchild through the launcher when the manager dropped root, R8.1)."""
+        out = []
+        for pid in self.descendants():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if len(argv) > 1 and argv[1] == b"scan":
+                out.append(pid)
+        return out
+
     def _reap_group(self, members):
         for pid in members:
             try:

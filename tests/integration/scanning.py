@@ -73,7 +73,7 @@ def child_dirs(child):
 
 def scan_pids(child):
     """Pids of the scan service (the child manager's children)."""
-    return child.proc.children()
+    return child.proc.scan_services()
 
 
 def wait_signatures_loaded(child, swaps, timeout, since=0):

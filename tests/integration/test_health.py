@@ -31,7 +31,7 @@ def test_r7_killed_child_down_then_up_after_restart(cluster):
     c1 = cluster.children["child1"]
     key_before = c1.public_key_file()
     assert key_before, "child1 wrote no state_dir/child.pub"
-    scan_pids = c1.proc.children()
+    scan_pids = c1.proc.scan_services()
 
     t0 = time.monotonic()
     c1.kill9()

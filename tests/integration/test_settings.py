@@ -55,7 +55,7 @@ def test_r6_change_pushed_and_applied_live(cluster):
     st0 = cluster.status()
     v0 = st0["config_version"]
     cluster.wait_children_current(v0, 10)
-    scan_pids = {n: c.proc.children() for n, c in cluster.children.items()}
+    scan_pids = {n: c.proc.scan_services() for n, c in cluster.children.items()}
     assert all(scan_pids.values()), f"no scan service process under a child manager: {scan_pids}"
 
     t0 = time.monotonic()
@@ -128,6 +128,6 @@ def test_r6_change_pushed_and_applied_live(cluster):
     up.wait_queue_empty(30)
 
     for n, pids in scan_pids.items():
-        now = cluster.children[n].proc.children()
+        now = cluster.children[n].proc.scan_services()
         assert set(pids) <= set(now), \
             f"{n}: scan service restarted to apply the setting (pids {pids} -> {now})"

@@ -57,15 +57,8 @@ def wait_new_event(cluster, text, before, timeout=30, child="child1"):
 
 def scan_pid(child):
     """Pid of the child's scan service (`portcullis-child scan …`), or None."""
-    for pid in child.proc.children():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if len(argv) > 1 and argv[1] == b"scan":
-            return pid
-    return None
+    pids = child.proc.scan_services()
+    return pids[0] if pids else None
 
 
 @pytest.fixture(scope="module")

@@ -581,7 +581,12 @@ def test_r8_8_accept_errors_back_off(cluster):
     limit = _fds(pid) + 20
     log0 = os.path.getsize(cluster.parent.proc.log_path)
     mark = cluster.parent.proc.log_mark()
-    subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={limit}:{limit * 4}"], check=True)
+    def prlimit(soft):  # as the parent's own user: lowering and restoring the soft limit
+        return _as_user("portcullis", lambda: subprocess.run(
+            ["prlimit", f"--pid={pid}", f"--nofile={soft}:"]).returncode)
+    with open(f"/proc/{pid}/limits") as f:
+        soft0 = next(line.split()[3] for line in f if line.startswith("Max open files"))
+    assert prlimit(limit) == 0
     conns = []
     try:
         for i in range(3):  # three addresses: none over its own cap, all over the files left
@@ -599,7 +604,7 @@ def test_r8_8_accept_errors_back_off(cluster):
     finally:
         for s in conns:
             s.close()
-        subprocess.run(["prlimit", f"--pid={pid}", "--nofile=65536:65536"], check=False)
+        prlimit(soft0)
     wait_until(lambda: api.request("GET", "/api/v1/status")[0] == 200, 30,
                "the API to answer again")
     assert cluster.parent.proc.running()
@@ -661,3 +666,136 @@ def test_r8_2_settings_cannot_name_a_program(cluster):
         assert status == 400 and "mta.adapter" in body["error"], (bad, status, body)
     assert cluster.status()["config_version"] == v
     assert not os.path.exists("/tmp/owned")
+
+
+# -- least privilege (R8.1) ---------------------------------------------------------------------
+
+def _ids(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("Uid", "Gid", "CapEff", "CapPrm", "Seccomp", "NoNewPrivs"):
+                out[k] = v.split()
+    return out
+
+
+def _as_user(user, fn):
+    """Runs fn() in a forked process that became user (and its group); its return code."""
+    import pwd
+    pw = pwd.getpwnam(user)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            os._exit(fn())
+        except BaseException:
+            os._exit(99)
+    _, st = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(st)
+
+
+def test_r8_1_no_daemon_runs_as_root(cluster, child):
+    """R8.1: every Portcullis process of the cluster — parent, child manager, its launcher and
+    the scan service — runs as its system user with no capabilities: the parent and the manager
+    as portcullis, the launcher and the scan service as portcullis-scan; the scan service
+    under its system-call filter."""
+    import pwd
+    uid = {u: pwd.getpwnam(u).pw_uid for u in ("portcullis", "portcullis-scan")}
+    procs = {"parent": cluster.parent.proc.pid, "manager": child.proc.pid}
+    for pid in child.proc.descendants():
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        procs["scan" if len(argv) > 1 and argv[1] == b"scan" else f"launcher:{pid}"] = pid
+    assert "scan" in procs and len(procs) == 4, procs
+    for name, pid in procs.items():
+        ids = _ids(pid)
+        want = uid["portcullis"] if name in ("parent", "manager") else uid["portcullis-scan"]
+        assert set(map(int, ids["Uid"])) == {want}, (name, ids["Uid"])
+        assert int(ids["CapEff"][0], 16) == 0 and int(ids["CapPrm"][0], 16) == 0, (name, ids)
+    assert _ids(procs["scan"])["Seccomp"] == ["2"], "the scan service has no filter"
+
+
+def test_r8_1_scan_user_reaches_only_its_stores(cluster, child):
+    """R8.1: the scan service's user may write its stores and spool, and nothing else of the
+    child: not the keys (it cannot even read them), the cached configuration or the state
+    directory."""
+    state = child.state_dir
+
+    def probe():
+        import errno
+        bad = 0
+        for path, mode in ((os.path.join(state, "child.key"), os.O_RDONLY),
+                           (os.path.join(state, "config", "current.pb"), os.O_WRONLY),
+                           (os.path.join(state, "planted"), os.O_WRONLY | os.O_CREAT)):
+            try:
+                os.close(os.open(path, mode, 0o600))
+                bad += 1
+            except OSError as e:
+                if e.errno != errno.EACCES:
+                    bad += 1
+        for d in (child.conf["quarantine_dir"], os.path.join(state, "spool")):
+            p = os.path.join(d, ".probe")
+            os.close(os.open(p, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.unlink(p)
+        return bad
+    assert _as_user("portcullis-scan", probe) == 0
+
+
+def test_r8_1_forbidden_call_kills_scan_service_mail_deferred(cluster, child):
+    """R8.1: a forbidden system call (the SIGUSR2 self-test makes one: mount) kills the scan
+    service by SIGSYS in the middle of a message; that message never got a 250 (its sender
+    keeps it), the manager restarts the service, and the message sent again is delivered
+    once."""
+    import signal
+    old = child.proc.scan_services()
+    assert len(old) == 1
+    token = new_token("sigsys")
+    msg = make_message(token, SENDER, RCPT)
+    mark = child.proc.log_mark()
+    c = _transaction(child, msg[:len(msg) // 2])  # DATA under way, no end yet
+    os.kill(old[0], signal.SIGUSR2)
+    code, text = c.reply()
+    c.close()
+    assert code is None or code >= 400, f"the half-sent message was answered {code} {text}"
+    child.proc.wait_for_log(r"scan service stopped pid=%d signal=31" % old[0], 30,
+                            since=mark)
+    new = wait_until(lambda: (lambda p: p if p and p != old else None)(
+        child.proc.scan_services()), 60, "the restarted scan service")
+    child.proc.wait_for_log(r"scan service ready", 60, since=mark)
+    assert new != old
+    wait_until(lambda: _smtp_up(child), 30, "the restarted scan service to accept")
+    c = _transaction(child, msg + b".\r\n")
+    assert c.reply()[0] == 250
+    c.close()
+    got = wait_until(lambda: _delivered_with(cluster, token), 30, "the message delivered")
+    assert len(got) == 1
+
+
+def _smtp_up(child):
+    try:
+        c = Raw(child.smtp_port, timeout=5)
+        ok = c.greeting[0] == 220
+        c.close()
+        return ok
+    except OSError:
+        return False
+
+
+def test_r8_1_mta_helper_runs_only_named_actions(cluster):
+    """R8.1/R8.2: the setuid MTA helper, run by the manager's user as the manager would, refuses
+    anything but its named actions with checked arguments, before it becomes root."""
+    import subprocess
+    from harness import bin_path
+    helper = bin_path("portcullis-mta")
+    st = os.stat(helper)
+    assert st.st_uid == 0 and st.st_mode & 0o4000 and not st.st_mode & 0o001, oct(st.st_mode)
+    bad = [["sh", "postfix"], ["flush", "/bin/sh -c id"], ["flush", "postfix:/etc/../tmp"],
+           ["postconf", "postfix", "myhostname=evil"], ["postconf", "postfix", "queue_run_delay=1s; id"],
+           ["reload", "postfix", "extra"], ["flush", "none"]]
+    for args in bad:
+        rc = _as_user("portcullis", lambda a=args: subprocess.run(
+            [helper] + a, capture_output=True).returncode)
+        assert rc == 2, (args, rc)

@@ -128,7 +128,7 @@ def test_r3_7_import_installs_on_every_child_without_deferral(cluster, module_di
     messages sent to child1 during the swap gets 250 every time (no 4xx)."""
     c1 = cluster.children["child1"]
     marks = {n: ch.proc.log_mark() for n, ch in cluster.children.items()}
-    pids = c1.proc.children()
+    pids = c1.proc.scan_services()
     stop = threading.Event()
     replies = []
 
@@ -159,7 +159,7 @@ def test_r3_7_import_installs_on_every_child_without_deferral(cluster, module_di
     bad = [r for r in replies if r.code != 250]
     assert not bad, f"replies other than 250 during the swap: {bad[:5]}"
     assert len(replies) >= 5
-    assert c1.proc.children() == pids, "the scan service was restarted"
+    assert c1.proc.scan_services() == pids, "the scan service was restarted"
     for n in cluster.children:
         r = _send_virus(cluster, "v1", child=n)
         assert _quarantined(r), (n, r)
