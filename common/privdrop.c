@@ -104,11 +104,10 @@ int privdrop_own_dir(const char *path, uid_t uid, gid_t gid, mode_t mode, char *
             return -1;
         }
     }
-    if (st.st_uid == 0 || st.st_uid == uid) {
-        if (chmod(path, mode) != 0) {
-            snprintf(err, errlen, "%s: chmod: %s", path, strerror(errno));
-            return -1;
-        }
+    if ((st.st_uid == 0 || st.st_uid == uid) && (st.st_mode & 07777) != mode &&
+        chmod(path, mode) != 0) {
+        snprintf(err, errlen, "%s: chmod: %s", path, strerror(errno));
+        return -1;
     }
     return 0;
 }

@@ -623,11 +623,11 @@ static void s_least_privilege(struct manager *m, const char *state_dir)
     if (privdrop_lookup(conf_get(m->conf, "user"), &user, err, sizeof err) != 0 ||
         privdrop_lookup(conf_get(m->conf, "scan_user"), &scan, err, sizeof err) != 0)
         fatal("%s", err);
-    if (privdrop_own_dir(m->spool_dir, scan.uid, user.gid, 02770, err, sizeof err) != 0 ||
-        privdrop_own_dir(m->quarantine_dir, scan.uid, user.gid, 02770, err, sizeof err) != 0 ||
-        privdrop_own_dir(m->archive_dir, scan.uid, user.gid, 02770, err, sizeof err) != 0 ||
-        privdrop_own_dir(sig, user.uid, user.gid, 02750, err, sizeof err) != 0 ||
-        privdrop_own_dir(m->light_dir, user.uid, user.gid, 02750, err, sizeof err) != 0 ||
+    if (privdrop_own_dir(m->spool_dir, scan.uid, user.gid, 0770, err, sizeof err) != 0 ||
+        privdrop_own_dir(m->quarantine_dir, scan.uid, user.gid, 0770, err, sizeof err) != 0 ||
+        privdrop_own_dir(m->archive_dir, scan.uid, user.gid, 0770, err, sizeof err) != 0 ||
+        privdrop_own_dir(sig, user.uid, user.gid, 0750, err, sizeof err) != 0 ||
+        privdrop_own_dir(m->light_dir, user.uid, user.gid, 0750, err, sizeof err) != 0 ||
         privdrop_own_dir(state_dir, user.uid, user.gid, 0750, err, sizeof err) != 0)
         fatal("%s", err);
     (void)chmod(m->config_path, 0640); /* the scan service reads it (made 0600 by older ones) */
@@ -670,8 +670,7 @@ static int s_setup(struct manager *m, const char *path)
         fatal("%s: parent_public_key is not a Z85 CURVE key (copy it from `portcullis child "
               "enroll-token %s` on the parent)", path, m->name);
     state_dir = conf_get(m->conf, "state_dir");
-    if (fs_mkdir_p(state_dir, 0700, err, sizeof err) != 0 ||
-        keys_load_or_create(state_dir, "child", &m->keys, err, sizeof err) != 0)
+    if (fs_mkdir_p(state_dir, 0700, err, sizeof err) != 0)
         fatal("%s", err);
     config_cache_path(state_dir, m->config_path, sizeof m->config_path);
     snprintf(m->spool_dir, sizeof m->spool_dir, "%s/spool", state_dir);
@@ -685,6 +684,9 @@ static int s_setup(struct manager *m, const char *path)
     if (m->light_dir[0] == '\0')
         snprintf(m->light_dir, sizeof m->light_dir, "%s/light", state_dir);
     s_least_privilege(m, state_dir);
+    /* as the manager's user: its keys are its own (0600), root never needs to read them */
+    if (keys_load_or_create(state_dir, "child", &m->keys, err, sizeof err) != 0)
+        fatal("%s", err);
     m->ship = report_ship_new(m->spool_dir, s_ship_send, m, err, sizeof err);
     if (m->ship == NULL)
         fatal("report spool: %s", err);

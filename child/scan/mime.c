@@ -422,6 +422,8 @@ static void s_check_multipart(struct walk *w, GMimeObject *obj, const char *b)
  * with GMime's yEnc filter and the result handed to the scan like a part. */
 static void s_yenc(struct walk *w, const char *text, size_t len)
 {
+    if (len == 0 || w->part == NULL)
+        return;
     const char *b = len >= 8 && memcmp(text, "=ybegin ", 8) == 0 ? text
                                                                    : memmem(text, len, "\n=ybegin ", 9);
     GMimeStream *mem, *filtered;
