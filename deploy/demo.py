@@ -96,6 +96,19 @@ def show_admin_interfaces(cluster):
                 print("  " + line)
 
 
+def _install_mta_helper():
+    """R8.1: the daemons drop root; the child's MTA helper is what a package installs —
+    setuid root, executable by the group portcullis only (docs/OPERATIONS.md)."""
+    import grp
+    try:
+        gid = grp.getgrnam("portcullis").gr_gid
+    except KeyError:
+        sys.exit("demo.py: the system group portcullis is missing: run deploy/install-deps.sh")
+    helper = harness.bin_path("portcullis-mta")
+    os.chown(helper, 0, gid)
+    os.chmod(helper, 0o4750)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--messages", type=int, default=20, help="sample messages per child (20)")
@@ -108,6 +121,7 @@ def main():
         sys.exit("demo.py: --messages must be from 1 to 1000")
     signal.signal(signal.SIGTERM, _on_sigterm)
 
+    _install_mta_helper()
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     harness.make_dir(RUN_DIR, 0o755)
     pg = cluster = None

@@ -157,6 +157,8 @@ static void s_mask_for(const struct api_req *rq, json_t *setting)
         !settings_is_secret(d->id) || !json_is_string(json_object_get(setting, "value")))
         return;
     settings_mask(json_string_value(json_object_get(setting, "value")), masked, sizeof masked);
+    if (strcmp(masked, json_string_value(json_object_get(setting, "value"))) == 0)
+        return; /* nothing secret in it (no password, no query) */
     json_object_set_new(setting, "value", json_string(masked));
     json_object_set_new(setting, "masked", json_true());
 }

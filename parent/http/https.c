@@ -71,6 +71,7 @@ struct tls_conn {
     struct bufferevent *bev; /* NULL once the connection is gone */
     int refs;
     int addr;                /* index in h->addrs counted, -1 none */
+    bool admitted;           /* counted in h->admitted */
 };
 
 struct addr_count {
@@ -104,7 +105,8 @@ struct https {
     size_t nconns;
 
     /* R8.8: connections counted when accepted, in total and per client address */
-    unsigned accepted;
+    unsigned accepted;      /* open, admitted or not yet judged */
+    unsigned admitted;      /* past s_admit: what the total cap bounds */
     struct addr_count addrs[HTTPS_CONN_MAX];
     size_t naddrs;
     struct evconnlistener *listener;
@@ -473,6 +475,8 @@ static void s_tls_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
     if (tc == NULL)
         return;
     tc->h->accepted--;
+    if (tc->admitted)
+        tc->h->admitted--;
     if (tc->addr >= 0 && --tc->h->addrs[tc->addr].n == 0)
         tc->h->addrs[tc->addr].addr[0] = '\0';
     tc->addr = -1;
@@ -528,14 +532,18 @@ static void s_admit(evutil_socket_t unused, short what, void *arg)
     }
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
         netmatch_addr_text((struct sockaddr *)&ss, addr, sizeof addr);
-    if (h->accepted > HTTPS_CONN_MAX) {
-        https_log_limited(h, "https refused connection address=%s reason=\"over %d connections\"",
-                          addr, HTTPS_CONN_MAX);
-        shutdown(fd, SHUT_RDWR); /* evhttp sees the end and frees the connection */
-    } else if (!s_addr_admit(h, tc, addr)) {
+    /* the address first: one address's flood is refused before it can fill the total */
+    if (!s_addr_admit(h, tc, addr)) {
         https_log_limited(h, "https refused connection address=%s reason=\"over %d connections "
                           "from one address\"", addr, HTTPS_CONN_PER_ADDRESS_MAX);
+        shutdown(fd, SHUT_RDWR); /* evhttp sees the end and frees the connection */
+    } else if (h->admitted >= HTTPS_CONN_MAX) {
+        https_log_limited(h, "https refused connection address=%s reason=\"over %d connections\"",
+                          addr, HTTPS_CONN_MAX);
         shutdown(fd, SHUT_RDWR);
+    } else {
+        tc->admitted = true;
+        h->admitted++;
     }
     s_tls_conn_unref(tc);
 }

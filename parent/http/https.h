@@ -11,7 +11,8 @@
 #include <stddef.h>
 
 #define HTTPS_CONN_MAX 256          /* client connections at once, counted when accepted */
-#define HTTPS_CONN_PER_ADDRESS_MAX 64 /* … and from one client address (R8.8) */
+#define HTTPS_CONN_PER_ADDRESS_MAX 128 /* … and from one client address (R8.8): half the
+                                         * total, room for a reverse proxy's connections */
 #define HTTPS_TIMEOUT_S 60          /* seconds a connection may stall reading or writing */
 #define HTTPS_HEADERS_MAX 8192      /* bytes of request headers */
 /* bytes of a request body: the REST API's (API_BODY_MAX, 256 KiB) with room to spare, so the

@@ -92,7 +92,8 @@ class Parent:
 class Child:
     def __init__(self, base_dir, name, parent, downstream_port, enroll=None, extra_conf=None):
         self.name = name
-        self.dir = make_dir(os.path.join(base_dir, name), 0o711)  # see Parent
+        # the manager's own (R8.1): it swaps signature directories inside it on updates
+        self.dir = make_dir(os.path.join(base_dir, name), 0o750, owner="portcullis")
         self.state_dir = make_dir(os.path.join(self.dir, "state"), 0o700)
         self.conf_path = os.path.join(self.dir, "child.conf")
         self.smtp_port = free_port()

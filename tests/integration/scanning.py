@@ -67,6 +67,15 @@ def scan_cluster(module_dir, pg, n_children=1, upstream=True, n_random=0, write_
     return c
 
 
+def store_owned(path):
+    """Gives path what the scan service gives what it stores (R8.1): its user, the group
+    portcullis, so that the manager may purge and release it."""
+    import grp
+    import pwd
+    os.chown(path, pwd.getpwnam("portcullis-scan").pw_uid, grp.getgrnam("portcullis").gr_gid)
+    os.chmod(path, 0o770 if os.path.isdir(path) else 0o640)
+
+
 def child_dirs(child):
     return {k: child.conf[k] for k in ("signature_dir", "quarantine_dir", "archive_dir")}
 

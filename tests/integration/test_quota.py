@@ -19,7 +19,7 @@ import pytest
 import signatures
 from harness import new_token, wait_until
 from scanning import (SENDER, QUARANTINED_RE, attachment_message, find_stored, postfix_deliveries,
-                      scan_cluster, set_setting, stored_files,
+                      scan_cluster, set_setting, store_owned, stored_files,
                       wait_quarantine_entries)
 
 DOMAIN = "child1.test"
@@ -249,7 +249,8 @@ def test_r5_5_retention_purge(cluster):
         src = find_stored(qdir, file_id)[0]
         area_dir = os.path.dirname(os.path.dirname(src))
         bucket = time.strftime("%Y%m%d%H", time.gmtime(fake_now - days_before * 86400))
-        os.makedirs(os.path.join(area_dir, bucket), mode=0o700, exist_ok=True)
+        os.makedirs(os.path.join(area_dir, bucket), mode=0o770, exist_ok=True)
+        store_owned(os.path.join(area_dir, bucket))  # as the scan service makes it (R8.1)
         dst = os.path.join(area_dir, bucket, file_id + ".eml")
         shutil.move(src, dst)
         return dst

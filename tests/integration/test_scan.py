@@ -167,7 +167,8 @@ def test_r5_viruses_quarantined_clean_delivered(cluster, module_dir):
         paths = find_stored(qdir, fid)
         assert len(paths) == 1, f"{virus[tok][0]}: file {fid} found {len(paths)} times in {qdir}"
         st = os.stat(paths[0])
-        assert stat.S_IMODE(st.st_mode) == 0o600, f"{paths[0]} mode {oct(st.st_mode)}"
+        # R8.1: the scan service's file, readable by its manager (group portcullis) only
+        assert stat.S_IMODE(st.st_mode) == 0o640, f"{paths[0]} mode {oct(st.st_mode)}"
         raw = read_file(paths[0])
         assert token_of(raw) == tok
         assert same_content(raw, virus[tok][2]), f"{virus[tok][0]}: stored copy differs"
@@ -262,7 +263,7 @@ def test_r5_archive_rule_delivers_and_keeps_copy(cluster):
     msgs = {token_of(m): m for m, _s, _r in items}
     for t in tokens:
         p = files[t]
-        assert stat.S_IMODE(os.stat(p).st_mode) == 0o600, p
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o640, p  # R8.1: group portcullis reads
         assert same_content(read_file(p), msgs[t]), p
 
     reply = [r for s, r in postfix_deliveries(up, up_mark).get(qids[-1], []) if s == "sent"]

@@ -542,7 +542,7 @@ def _idle_connections(port, source, n):
 def test_r8_8_idle_https_connections_bounded(cluster):
     """R8.8: 1 100 idle TCP connections to the HTTPS port from one address (the review's
     attack exhausted the parent's files) are counted when accepted: the parent holds at most
-    its per-address cap of them, refuses the rest at once, keeps answering the API from another
+    its per-address cap (128) of them, refuses the rest at once, keeps answering the API from another
     address, and its log grows by a few lines, not megabytes."""
     import resource
     from apiclient import api_for
@@ -562,7 +562,7 @@ def test_r8_8_idle_https_connections_bounded(cluster):
                    "the parent to refuse connections over the per-address cap")
         assert api.get("/api/v1/status")["children"]
         peak = _fds(pid) - fds0
-        assert peak <= 64 + 16, f"the parent holds {peak} more files"
+        assert peak <= 128 + 16, f"the parent holds {peak} more files"  # the per-address cap
     finally:
         for s in conns:
             s.close()
@@ -578,6 +578,13 @@ def test_r8_8_accept_errors_back_off(cluster):
     from apiclient import api_for
     pid = cluster.parent.proc.pid
     api = api_for(cluster, "viewer")
+    # the connections of an earlier test may still be closing: wait for the count to settle
+    seen = []
+
+    def settled():
+        seen.append(_fds(pid))
+        return len(seen) >= 20 and max(seen[-20:]) == min(seen[-20:])  # 1 s unchanged
+    wait_until(settled, 60, "the parent's open files to settle")
     limit = _fds(pid) + 20
     log0 = os.path.getsize(cluster.parent.proc.log_path)
     mark = cluster.parent.proc.log_mark()
