@@ -531,7 +531,9 @@ static void s_walk(struct walk *w, GMimeObject *obj, unsigned depth)
     if (GMIME_IS_MULTIPART(obj)) {
         GMimeMultipart *mp = GMIME_MULTIPART(obj);
         int n = g_mime_multipart_get_count(mp);
-        const char *b = g_mime_multipart_get_boundary(mp);
+        /* read the parameter: g_mime_multipart_get_boundary() makes one up when there is none,
+         * re-encoding the header — seconds on a hostile parameter list (found by fuzz_mime) */
+        const char *b = g_mime_object_get_content_type_parameter(obj, "boundary");
         s_check_multipart(w, obj, b);
         if (w->nbounds < ARRAY_LEN(w->bounds) && b != NULL)
             w->bounds[w->nbounds++] = b;

@@ -80,10 +80,11 @@ static void s_selftest(evutil_socket_t fd, short what, void *arg)
             "force", r, strerror(errno));
 }
 
-void sandbox_selftest_on(struct event_base *base)
+struct event *sandbox_selftest_on(struct event_base *base)
 {
     struct event *ev = evsignal_new(base, SIGUSR2, s_selftest, NULL);
 
     if (ev != NULL)
-        evsignal_add(ev, NULL); /* lives as long as the loop: the process */
+        evsignal_add(ev, NULL);
+    return ev;
 }

@@ -10,12 +10,13 @@
 
 #include <stddef.h>
 
+struct event;
 struct event_base;
 
 /* Installs the filter on every thread. 0, or -1 with err (the service runs without it and
  * says so: a kernel without seccomp). */
 int sandbox_install(char *err, size_t errlen);
-/* The SIGUSR2 self-test on base. */
-void sandbox_selftest_on(struct event_base *base);
+/* The SIGUSR2 self-test on base; the caller frees the event (NULL: none). */
+struct event *sandbox_selftest_on(struct event_base *base);
 
 #endif

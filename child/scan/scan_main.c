@@ -49,7 +49,7 @@ struct scan {
     scan_control_t *control;
     smartscan_t *smart;
     wrs_client_t *wrs_client;
-    struct event *sigterm, *sigint, *stats_timer, *grace_timer, *report_timer;
+    struct event *sigterm, *sigint, *stats_timer, *grace_timer, *report_timer, *selftest;
     uint64_t started_ms;
     bool stopping;
 };
@@ -370,6 +370,8 @@ static void s_cleanup(struct scan *sc)
     scan_control_free(&sc->control);
     if (sc->sigterm != NULL)
         event_free(sc->sigterm);
+    if (sc->selftest != NULL)
+        event_free(sc->selftest);
     if (sc->sigint != NULL)
         event_free(sc->sigint);
     if (sc->stats_timer != NULL)
@@ -460,7 +462,7 @@ int scan_main(const struct scan_options *opt)
     sc.sigint = evsignal_new(sc.base, SIGINT, s_signal_cb, &sc);
     evsignal_add(sc.sigterm, NULL);
     evsignal_add(sc.sigint, NULL);
-    sandbox_selftest_on(sc.base);
+    sc.selftest = sandbox_selftest_on(sc.base);
     if (sandbox_install(err, sizeof err) != 0)
         log_err("scan service runs WITHOUT its system-call filter: %s", err);
     else
