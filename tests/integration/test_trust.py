@@ -373,12 +373,13 @@ def test_r8_3_pending_requests_capped_per_address(cluster):
             cluster.cli("child", "remove", n)
 
 
-def _rss_kb(pid):
+def _status_kb(pid, field):
+    """A kB figure of /proc/PID/status (VmRSS, VmHWM)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 def test_r8_3_enrol_socket_takes_only_small_enroll_requests(cluster):
@@ -387,7 +388,7 @@ def test_r8_3_enrol_socket_takes_only_small_enroll_requests(cluster):
     and a small message of another type is dropped before unpacking; a valid request from the
     same stranger afterwards is answered."""
     pid = cluster.parent.proc.pid
-    rss0 = _rss_kb(pid)
+    rss0 = _status_kb(pid, "VmRSS")
     mark = cluster.parent.proc.log_mark()
     for _ in range(3):
         st = Stranger(cluster)
@@ -404,7 +405,7 @@ def test_r8_3_enrol_socket_takes_only_small_enroll_requests(cluster):
         assert st.ask(_enroll_request("bad name!"))[0] == "refused"
     finally:
         st.close()
-    grew = _rss_kb(pid) - rss0
+    grew = _status_kb(pid, "VmRSS") - rss0
     assert grew < 40 * 1024, f"the parent grew by {grew} KiB"
 
 
@@ -619,14 +620,6 @@ def test_r8_8_accept_errors_back_off(cluster):
 
 # -- header floods (R8.5) -----------------------------------------------------------------------
 
-def _hwm_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
 def test_r8_5_header_flood_bounded(cluster, child):
     """R8.5: a 45 MiB message of short header lines (the review's took the scan service to
     3.0 GB) is counted before GMime builds anything: the scan service's peak memory stays
@@ -640,12 +633,12 @@ def test_r8_5_header_flood_bounded(cluster, child):
     line = b"X-F: v\r\n"
     flood = line * (45 * 1024 * 1024 // len(line))
     msg = head[:i] + flood + head[i:] + b".\r\n"
-    hwm0 = _hwm_kb(pid)
+    hwm0 = _status_kb(pid, "VmHWM")
     c = _transaction(child, msg)
     code, text = c.reply()
     c.close()
     assert code == 250 and QUARANTINED_RE.search(f"{code} {text}"), (code, text)
-    grew = _hwm_kb(pid) - hwm0
+    grew = _status_kb(pid, "VmHWM") - hwm0
     assert grew < 400 * 1024, f"the scan service's peak grew by {grew} KiB"
     probe = new_token("hflood-probe")
     c = _transaction(child, make_message(probe, SENDER, RCPT) + b".\r\n")
