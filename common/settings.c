@@ -52,6 +52,28 @@ static int s_check_smtp_url(const char *value, char *err, size_t errlen)
     return -1;
 }
 
+/* R8.7: the children's look-ups go to a Portcullis look-up service over HTTPS pinned to the
+ * parent's key; a plain-http address would send digests and URLs unauthenticated. */
+static int s_check_lookup_url(const char *value, char *err, size_t errlen)
+{
+    if (value[0] == '\0' || (strncmp(value, "https://", 8) == 0 && value[8] != '\0' &&
+                              value[8] != '/'))
+        return 0;
+    snprintf(err, errlen, "https://HOST:PORT/PATH of a Portcullis look-up service is required "
+                          "(the parent's https_listen or a --sps-only replica; R8.7)");
+    return -1;
+}
+
+/* The third-party rating service the parent's look-up service asks: any http(s) address. */
+static int s_check_http_url(const char *value, char *err, size_t errlen)
+{
+    if (value[0] == '\0' || (strncmp(value, "https://", 8) == 0 && value[8] != '\0') ||
+        (strncmp(value, "http://", 7) == 0 && value[7] != '\0'))
+        return 0;
+    snprintf(err, errlen, "http://HOST[:PORT]/PATH or https://… is required");
+    return -1;
+}
+
 /* A local time of day, HH:MM on the 24-hour clock (retention.purge_time, R5.5). */
 static int s_check_hhmm(const char *v, char *err, size_t errlen)
 {
@@ -94,6 +116,9 @@ static setting_check_fn *const s_checks[SETTING__COUNT] = {
     [SETTING_SMTP_BARE_NEWLINE] = s_check_bare_newline,
     [SETTING_MTA_ADAPTER] = s_check_mta_adapter,
     [SETTING_SMTP_XFORWARD_HOSTS] = s_check_networks,
+    [SETTING_SMART_SCAN_URL] = s_check_lookup_url,
+    [SETTING_WRS_URL] = s_check_lookup_url,
+    [SETTING_WRS_SERVICE_URL] = s_check_http_url,
 };
 
 static const struct setting_def s_defs[SETTING__COUNT] = {
@@ -148,7 +173,8 @@ const char *settings_type_name(enum setting_type t)
 
 bool settings_is_secret(enum setting_id id)
 {
-    return id == SETTING_NOTIFY_SMTP_URL || id == SETTING_SMART_SCAN_URL || id == SETTING_WRS_URL;
+    return id == SETTING_NOTIFY_SMTP_URL || id == SETTING_SMART_SCAN_URL ||
+           id == SETTING_WRS_URL || id == SETTING_WRS_SERVICE_URL;
 }
 
 void settings_mask(const char *value, char *out, size_t n)

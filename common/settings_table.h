@@ -33,7 +33,7 @@
     X(SMART_SCAN_ENABLED, "smart_scan", "enabled", BOOL, "false", 0, 0, "",                    \
       "scan method: true = smart scan (hash look-ups), false = conventional (R2.1)")            \
     X(SMART_SCAN_URL, "smart_scan", "url", STRING, "", 0, 2048, "characters",                 \
-      "smart-protection look-up service, e.g. http://parent:7712/v1/lookup")                    \
+      "smart-protection look-up service over HTTPS (R8.7), e.g. https://parent:7713/v1/lookup")                    \
     X(SMART_SCAN_SWITCH_TO_CONVENTIONAL, "smart_scan", "switch_to_conventional", BOOL, "true",   \
       0, 0, "", "switch to conventional scan when the server cannot be reached (R2.3)")         \
     X(SMART_SCAN_FAILURE_THRESHOLD, "smart_scan", "failure_threshold", INT, "10", 1, 10000,     \
@@ -47,7 +47,10 @@
     X(WRS_ENABLED, "wrs", "enabled", BOOL, "true", 0, 0, "",                                    \
       "web reputation: rate the URLs of each message (block-lists, rating service) (R3.2)")    \
     X(WRS_URL, "wrs", "url", STRING, "", 0, 2048, "characters",                               \
-      "web-reputation rating service, e.g. http://wrs:8080/v1/rate; empty = block-lists only")  \
+      "the look-up service's URL rating over HTTPS (R8.7), e.g. https://parent:7713/v1/rate; "   \
+      "empty = block-lists only")                                                                \
+    X(WRS_SERVICE_URL, "wrs", "service_url", STRING, "", 0, 2048, "characters",                \
+      "the rating service the parent's look-up service asks for the children (http or https)") \
     X(WRS_TIMEOUT_MS, "wrs", "timeout_ms", INT, "1500", 1, 60000, "ms",                        \
       "web-reputation rating service timeout; past it the service's ratings are skipped")     \
     X(ERS_ENABLED, "ers", "enabled", BOOL, "false", 0, 0, "",                                   \

@@ -29,7 +29,7 @@ packages=(
     # run: database and MTA
     postgresql postgresql-client postfix
     # tests
-    python3 python3-pytest python3-psycopg2 python3-zmq python3-yaml swaks procps iproute2
+    python3 python3-pytest python3-psycopg2 python3-zmq python3-yaml python3-cryptography swaks procps iproute2
     clamav clamav-testfiles zip bc
     unbound  # email reputation tests: a block-list zone on a loopback port
     chromium  # web console browser tests (playwright-core drives /usr/bin/chromium headless)

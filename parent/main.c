@@ -12,11 +12,11 @@
 #include "api/api.h"
 #include "cluster/cluster.h"
 #include "db/db.h"
+#include "http/http_lookup.h"
 #include "http/http_updates.h"
 #include "keys.h"
 #include "log.h"
 #include "parent_conf.h"
-#include "sps/sps.h"
 #include "sched/notify.h"
 #include "privdrop.h"
 #include "util.h"
@@ -35,7 +35,7 @@ static void s_usage(FILE *f)
 {
     fprintf(f, "usage: portcullis-parent [-c parent.conf] [--sps-only | --routes]\n"
                "  -c FILE     configuration (default $" PARENT_CONF_ENV " or " PARENT_CONF_DEFAULT ")\n"
-               "  --sps-only  serve only smart-protection look-ups on sps_listen (a replica)\n"
+               "  --sps-only  serve only the children's look-ups on sps_listen (a replica)\n"
                "  --routes    print the REST API's routes (METHOD PATTERN ROLE) and exit\n");
 }
 
@@ -50,9 +50,6 @@ static void s_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* --sps-only: the look-up service alone. Migrations are applied when the database answers (under
- * their advisory lock, so replicas and the parent may start together); when it does not, the
- * service starts anyway, answers 503 and reconnects. */
 /* R8.1: started as root, the parent gives its state directory to its user and becomes that
  * user for good once its sockets are bound and its keys read. */
 static void s_drop(const conf_t *conf)
@@ -72,29 +69,61 @@ static void s_drop(const conf_t *conf)
     log_info("running as %s (uid %ld)", u.name, (long)u.uid);
 }
 
+/* The look-up service (R2.1, R8.7) on its own HTTPS listener, sps_listen, with the same TLS
+ * identity as https_listen (https_cert / https_key, or the pair in state_dir): children pin
+ * one key for both. */
+static https_t *s_lookup_listener(const conf_t *conf, char *err, size_t errlen)
+{
+    struct https_options o = { .dsn = conf_get(conf, "db"), .listen = conf_get(conf, "sps_listen"),
+                               .state_dir = conf_get(conf, "state_dir"),
+                               .cert = conf_get(conf, "https_cert"),
+                               .key = conf_get(conf, "https_key") };
+    https_t *h = https_new(&o, err, errlen);
+
+    if (h != NULL && http_lookup_mount(h) != 0) {
+        snprintf(err, errlen, "sps: cannot mount the look-up routes");
+        https_free(&h);
+    }
+    if (h != NULL)
+        log_info("sps ready listen=%s pin=%s", o.listen, https_pin(h));
+    return h;
+}
+
+/* --sps-only: the look-up service alone. Migrations are applied when the database answers (under
+ * their advisory lock, so replicas and the parent may start together); when it does not, the
+ * service starts anyway, answers 503 and reconnects. */
 static void s_sps_only(const conf_t *conf)
 {
-    struct sps_options o = { .dsn = conf_get(conf, "db"), .listen = conf_get(conf, "sps_listen") };
     char err[1024];
     PGconn *db;
-    sps_t *sps;
+    https_t *h;
+    sigset_t block, old;
 
-    if (*o.listen == '\0')
+    if (*conf_get(conf, "sps_listen") == '\0')
         fatal("--sps-only needs sps_listen in parent.conf");
-    db = db_connect(o.dsn, err, sizeof err);
+    db = db_connect(conf_get(conf, "db"), err, sizeof err);
     if (db == NULL)
         log_warn("sps starting without the database: %s", err);
     else if (db_migrate(db) != 0)
         fatal("database migrations failed; the look-up service does not start on a partial schema");
     db_close(&db);
-    sps = sps_new(&o, err, sizeof err);
-    if (sps == NULL)
+    if ((h = s_lookup_listener(conf, err, sizeof err)) == NULL)
         fatal("%s", err);
     s_drop(conf);
     s_signals();
-    sps_run(sps, &s_stop);
+    /* The listener runs in its thread; this one waits for SIGTERM/SIGINT without a race
+     * between the check and the wait. */
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    if (https_start(h, err, sizeof err) != 0)
+        fatal("%s", err);
+    while (!s_stop)
+        sigsuspend(&old);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     log_info("sps stopping");
-    sps_free(&sps);
+    https_free(&h);
 }
 
 int main(int argc, char **argv)
@@ -106,8 +135,7 @@ int main(int argc, char **argv)
     conf_t *conf;
     PGconn *db;
     cluster_t *cluster;
-    sps_t *sps = NULL;
-    https_t *https = NULL;
+    https_t *https = NULL, *sps = NULL;
     notifier_t *notifier = NULL;
     int opt, sps_only = 0;
     static const struct option longopts[] = {
@@ -156,6 +184,8 @@ int main(int argc, char **argv)
     db_close(&db);
     if (https != NULL) {
         api_children_set_conf(conf);
+        if (http_lookup_mount(https) != 0)
+            fatal("https: cannot mount the look-up routes");
         struct api_options ao = { .dsn = conf_get(conf, "db"),
                                   .web_root = conf_get(conf, "web_root") };
         if (api_mount(https, &ao, err, sizeof err) != 0 || https_start(https, err, sizeof err) != 0)
@@ -174,9 +204,8 @@ int main(int argc, char **argv)
 
     s_signals();
     if (*conf_get(conf, "sps_listen") != '\0') {
-        struct sps_options so = { .dsn = conf_get(conf, "db"), .listen = conf_get(conf, "sps_listen") };
-        sps = sps_new(&so, err, sizeof err);
-        if (sps == NULL || sps_start(sps, err, sizeof err) != 0)
+        sps = s_lookup_listener(conf, err, sizeof err);
+        if (sps == NULL || https_start(sps, err, sizeof err) != 0)
             fatal("%s", err);
     }
 
@@ -190,7 +219,7 @@ int main(int argc, char **argv)
     cluster_run(cluster, &s_stop);
     log_info("parent stopping");
     notifier_stop(&notifier);
-    sps_free(&sps);
+    https_free(&sps);
     https_free(&https); /* closes the API's connections … */
     api_stop();         /* … then its workers finish and what is left is freed */
     cluster_free(&cluster);

@@ -27,6 +27,7 @@
 #include "manager/mta_action.h"
 #include "link.h"
 #include "log.h"
+#include "lookup_auth.h"
 #include "manager/command.h"
 #include "manager/config_cache.h"
 #include "manager/mreport.h"
@@ -254,9 +255,32 @@ static void s_ack(struct manager *m, uint64_t version, bool ok, const char *erro
     s_send(m, &env);
 }
 
+/* R8.7: this child's look-up credential, derived from its own CURVE secret and the look-up
+ * service's public key in the snapshot, put into the snapshot for the scan service (which
+ * cannot read the keys). Whatever the parent may have put there is replaced. */
+static void s_lookup_token(struct manager *m, Portcullis__ConfigSnapshot *snap)
+{
+    uint8_t sk[32];
+    char hex[LOOKUP_TOKEN_HEX_LEN + 1], bearer[LOOKUP_BEARER_MAX + 1];
+
+    free(snap->lookup_token);
+    snap->lookup_token = NULL;
+    if (snap->lookup_public_key.len != LOOKUP_KEY_LEN)
+        return; /* a parent without a look-up key: look-ups go out without a credential */
+    if (zmq_z85_decode(sk, m->keys.secret_z85) == NULL ||
+        lookup_token(sk, snap->lookup_public_key.data, m->name, hex) != 0) {
+        log_err("look-up credential not derived: the snapshot's look-up key is unusable");
+    } else {
+        snprintf(bearer, sizeof bearer, "%s:%s", m->name, hex);
+        snap->lookup_token = xstrdup(bearer);
+    }
+    sodium_memzero(sk, sizeof sk);
+    sodium_memzero(hex, sizeof hex);
+}
+
 static void s_config(struct manager *m, envelope_t *env)
 {
-    const Portcullis__ConfigSnapshot *snap = env->config;
+    Portcullis__ConfigSnapshot *snap = env->config;
     char err[1024];
     settings_t *s;
     policy_t *pol = NULL;
@@ -278,6 +302,7 @@ static void s_config(struct manager *m, envelope_t *env)
         s_ack(m, snap->version, false, err);
         return;
     }
+    s_lookup_token(m, snap);
     if (config_cache_store(m->config_path, snap, err, sizeof err) != 0) {
         log_err("configuration version=%" PRIu64 " not stored: %s", snap->version, err);
         settings_free(&s);

@@ -49,6 +49,7 @@ struct scan {
     scan_control_t *control;
     smartscan_t *smart;
     wrs_client_t *wrs_client;
+    struct curl_peer peer;   /* the look-up service's pin and this child's credential (R8.7) */
     struct event *sigterm, *sigint, *stats_timer, *grace_timer, *report_timer, *selftest;
     uint64_t started_ms;
     bool stopping;
@@ -124,7 +125,19 @@ static wrs_t *s_compile_wrs(const Portcullis__ConfigSnapshot *snap, char *err, s
 
 /* The snapshot the manager wrote (settings, policy, web-reputation lists); defaults when there
  * is none. */
-static settings_t *s_load_settings(const char *path, policy_t **policy, wrs_t **wrs)
+/* R8.7: look-ups go to the parent's HTTPS key and carry this child's credential, which the
+ * manager put in the snapshot (the parent never sends one). */
+static void s_peer_of(const Portcullis__ConfigSnapshot *snap, struct curl_peer *peer)
+{
+    memset(peer, 0, sizeof *peer);
+    if (snap->update_tls_pin != NULL)
+        strlcpy_p(peer->pin, snap->update_tls_pin, sizeof peer->pin);
+    if (snap->lookup_token != NULL)
+        strlcpy_p(peer->bearer, snap->lookup_token, sizeof peer->bearer);
+}
+
+static settings_t *s_load_settings(const char *path, policy_t **policy, wrs_t **wrs,
+                                   struct curl_peer *peer)
 {
     Portcullis__ConfigSnapshot *snap;
     settings_t *s;
@@ -155,6 +168,8 @@ static settings_t *s_load_settings(const char *path, policy_t **policy, wrs_t **
         return settings_new_defaults();
     }
     s = wire_settings_from_snapshot(snap, err, sizeof err);
+    if (s != NULL)
+        s_peer_of(snap, peer);
     if (s != NULL && (*policy = s_compile_policy(snap, err, sizeof err)) == NULL)
         settings_free(&s);
     if (s != NULL && (*wrs = s_compile_wrs(snap, err, sizeof err)) == NULL) {
@@ -213,8 +228,9 @@ static void s_apply_config(struct scan *sc, const Portcullis__ConfigSnapshot *sn
     if (sc->light != NULL)
         av_set_limits(sc->light, &lim);
     ers_configure(sc->ers, ns);
-    smartscan_configure(sc->smart, ns);
-    wrs_client_configure(sc->wrs_client, ns);
+    s_peer_of(snap, &sc->peer);
+    smartscan_configure(sc->smart, ns, &sc->peer);
+    wrs_client_configure(sc->wrs_client, ns, &sc->peer);
     log_info("config applied version=%" PRIu64, snap->version);
     s_send_applied(sc, true, 0, NULL);
 }
@@ -401,7 +417,7 @@ int scan_main(const struct scan_options *opt)
     mime_init(); /* library set-up, once, before any scan thread */
     if (av_init() != 0)
         fatal("scan service cannot start: libclamav");
-    sc.settings = s_load_settings(opt->config_path, &sc.policy, &sc.wrs);
+    sc.settings = s_load_settings(opt->config_path, &sc.policy, &sc.wrs, &sc.peer);
     sc.base = event_base_new();
     if (sc.base == NULL)
         fatal("scan service: cannot create the event loop");
@@ -441,7 +457,7 @@ int scan_main(const struct scan_options *opt)
     sc.wrs_client = wrs_client_new(sc.base);
     if (sc.wrs_client == NULL)
         fatal("scan service cannot start: web-reputation client");
-    wrs_client_configure(sc.wrs_client, sc.settings);
+    wrs_client_configure(sc.wrs_client, sc.settings, &sc.peer);
     smtpd_set_wrs(sc.smtpd, sc.wrs_client);
     if (opt->control_fd >= 0) {
         struct scan_control_handlers h = { .message = s_control_message,
@@ -457,7 +473,7 @@ int scan_main(const struct scan_options *opt)
         sc.report_timer = event_new(sc.base, -1, EV_PERSIST, s_report_sync_cb, &sc);
         evtimer_add(sc.report_timer, &sync_every);
     }
-    smartscan_configure(sc.smart, sc.settings); /* R2.2: checks the server at start */
+    smartscan_configure(sc.smart, sc.settings, &sc.peer); /* R2.2: checks the server at start */
     sc.sigterm = evsignal_new(sc.base, SIGTERM, s_signal_cb, &sc);
     sc.sigint = evsignal_new(sc.base, SIGINT, s_signal_cb, &sc);
     evsignal_add(sc.sigterm, NULL);

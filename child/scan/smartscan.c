@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "scan/curl_loop.h"
+#include "curl_loop.h"
 #include "scan/smartscan_window.h"
 #include "util.h"
 
@@ -62,7 +62,7 @@ static struct req *s_req_new(struct smartscan *ss, const char *url, long timeout
     struct req *r = xcalloc(1, sizeof *r);
 
     r->ss = ss;
-    r->easy = curl_loop_easy(url, timeout_ms, r, &r->ans, SMARTSCAN_RESPONSE_MAX);
+    r->easy = curl_loop_easy(ss->loop, url, timeout_ms, r, &r->ans, SMARTSCAN_RESPONSE_MAX);
     r->next = ss->reqs;
     if (ss->reqs != NULL)
         ss->reqs->prev = r;
@@ -337,13 +337,14 @@ static void s_health_url(const char *url, char *out, size_t n)
     snprintf(out, n, "%.*s/v1/health", (int)hostlen, url);
 }
 
-void smartscan_configure(smartscan_t *ss, const settings_t *s)
+void smartscan_configure(smartscan_t *ss, const settings_t *s, const struct curl_peer *peer)
 {
     bool enabled = settings_bool(s, SETTING_SMART_SCAN_ENABLED);
     unsigned threshold = (unsigned)settings_int(s, SETTING_SMART_SCAN_FAILURE_THRESHOLD);
     uint64_t window_ms = (uint64_t)settings_int(s, SETTING_SMART_SCAN_FAILURE_WINDOW_S) * 1000;
     bool was = smartscan_in_force(ss);
 
+    curl_loop_set_peer(ss->loop, peer);
     strlcpy_p(ss->url, settings_str(s, SETTING_SMART_SCAN_URL), sizeof ss->url);
     s_health_url(ss->url, ss->health_url, sizeof ss->health_url);
     ss->timeout_ms = settings_int(s, SETTING_SMART_SCAN_QUERY_TIMEOUT_MS);

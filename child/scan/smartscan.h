@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "curl_loop.h"
 #include "settings.h"
 
 #define SMARTSCAN_DIGESTS_MAX 1000        /* digests per request: the protocol's limit */
@@ -40,8 +41,9 @@ typedef void smartscan_changed_fn(const char *method, const char *reason, void *
 smartscan_t *smartscan_new(struct event_base *base, smartscan_changed_fn *changed, void *arg);
 /* Pending look-ups end with SMARTSCAN_CANCELLED (callbacks run inside). NULL-safe. */
 void smartscan_free(smartscan_t **sp);
-/* Applies the smart_scan.* settings of a configuration (at start and on every reload). */
-void smartscan_configure(smartscan_t *ss, const settings_t *s);
+/* Applies the smart_scan.* settings of a configuration (at start and on every reload), with
+ * the look-up service's pin and this child's credential (R8.7). */
+void smartscan_configure(smartscan_t *ss, const settings_t *s, const struct curl_peer *peer);
 /* The administrator asks this child to use smart scan again after its own switch (R2.4): the
  * switch ends and the server is checked at once, as when smart scan starts. */
 void smartscan_resume(smartscan_t *ss);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "scan/curl_loop.h"
+#include "curl_loop.h"
 #include "util.h"
 
 #define WRS_CLIENT_URL_MAX 2049         /* wrs.url (2048) */
@@ -138,7 +138,7 @@ void wrs_client_rate(wrs_client_t *wc, char *const *urls, size_t n, wrs_client_d
     r->wc = wc;
     r->done = done;
     r->arg = arg;
-    r->easy = curl_loop_easy(wc->url, wc->timeout_ms, r, &r->ans, WRS_CLIENT_RESPONSE_MAX);
+    r->easy = curl_loop_easy(wc->loop, wc->url, wc->timeout_ms, r, &r->ans, WRS_CLIENT_RESPONSE_MAX);
     r->headers = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->post);
@@ -153,10 +153,11 @@ void wrs_client_rate(wrs_client_t *wc, char *const *urls, size_t n, wrs_client_d
 
 bool wrs_client_on(const wrs_client_t *wc) { return wc->enabled && wc->url[0] != '\0'; }
 
-void wrs_client_configure(wrs_client_t *wc, const settings_t *s)
+void wrs_client_configure(wrs_client_t *wc, const settings_t *s, const struct curl_peer *peer)
 {
     bool was = wrs_client_on(wc);
 
+    curl_loop_set_peer(wc->loop, peer);
     wc->enabled = settings_bool(s, SETTING_WRS_ENABLED);
     strlcpy_p(wc->url, settings_str(s, SETTING_WRS_URL), sizeof wc->url);
     wc->timeout_ms = settings_int(s, SETTING_WRS_TIMEOUT_MS);

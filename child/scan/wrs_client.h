@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "curl_loop.h"
 #include "scan/wrs.h"
 #include "settings.h"
 
@@ -34,8 +35,9 @@ typedef void wrs_client_done_fn(const struct wrs_client_result *r, void *arg);
 wrs_client_t *wrs_client_new(struct event_base *base);
 /* Pending requests end with WRS_CLIENT_CANCELLED (callbacks run inside). NULL-safe. */
 void wrs_client_free(wrs_client_t **wp);
-/* Applies the wrs.* settings of a configuration (at start and on every reload). */
-void wrs_client_configure(wrs_client_t *wc, const settings_t *s);
+/* Applies the wrs.* settings of a configuration (at start and on every reload), with the
+ * look-up service's pin and this child's credential (R8.7). */
+void wrs_client_configure(wrs_client_t *wc, const settings_t *s, const struct curl_peer *peer);
 /* True when the service is to be asked (wrs.enabled and wrs.url set). */
 bool wrs_client_on(const wrs_client_t *wc);
 /* Rates at most WRS_URLS_MAX of urls (copied); done runs later, in the loop, exactly once. */

@@ -3,7 +3,6 @@
  * read while the parent itself is down still shows children as down, never stale "up". */
 #include "admin/admin.h"
 
-#include <ctype.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include "db/db.h"
 #include "keys.h"
 #include "link.h"
+#include "lookup_auth.h"
 #include "util.h"
 
 /* A child is up while its last contact is younger than the liveness window plus one interval
@@ -21,14 +21,7 @@
 
 bool admin_child_name_valid(const char *name)
 {
-    size_t n = strlen(name);
-
-    if (n == 0 || n > 63 || !isalnum((unsigned char)name[0]))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
-            return false;
-    return true;
+    return lookup_name_valid(name); /* the one definition, shared with the look-up service */
 }
 
 static int s_check_name(const char *name, char *err, size_t errlen)

@@ -16,6 +16,7 @@
 #include "db/db.h"
 #include "fs.h"
 #include "log.h"
+#include "lookup_auth.h"
 #include "util.h"
 
 #define KEY_FILE_MAX 256 /* bytes of update.key / update.pub (64 or 128 hex digits) */
@@ -157,6 +158,30 @@ int admin_update_server_publish(PGconn *c, const uint8_t pk[UPDATE_PK_LEN], cons
         goto fail;
     changed = PQntuples(r) > 0;
     PQclear(r);
+    {
+        /* R8.7: the look-up key, made once; children derive their credentials from its public
+         * half, so its first appearance is a new configuration version. */
+        uint8_t lpk[LOOKUP_KEY_LEN], lsk[LOOKUP_KEY_LEN];
+        char lskx[2 * LOOKUP_KEY_LEN + 3];
+        const char *lp[] = { lskx };
+        uint64_t lv;
+        bool made;
+        lookup_keypair(lpk, lsk);
+        s_bytea_param(lskx, sizeof lskx, lsk, sizeof lsk);
+        sodium_memzero(lsk, sizeof lsk);
+        r = db_query(c, "UPDATE update_server SET lookup_secret = $1::bytea "
+                        "WHERE id = 1 AND lookup_secret IS NULL RETURNING 1", 1, lp, err, errlen);
+        sodium_memzero(lskx, sizeof lskx);
+        if (r == NULL)
+            goto fail;
+        made = PQntuples(r) > 0;
+        PQclear(r);
+        if (made) {
+            log_info("look-up key made (R8.7)");
+            if (admin_config_bump(c, "look-up key made", &lv, err, errlen) != 0)
+                goto fail;
+        }
+    }
     if (changed) {
         if ((r = db_query(c, "SELECT EXISTS (SELECT 1 FROM components WHERE current)", 0, NULL,
                           err, errlen)) == NULL)
@@ -346,8 +371,9 @@ int admin_update_snapshot_fill(PGconn *c, Portcullis__ConfigSnapshot *snap, char
     const char *base = "";
     int n;
 
-    srv = db_query(c, "SELECT encode(public_key, 'hex'), tls_pin, base_url, token "
-                      "FROM update_server WHERE id = 1", 0, NULL, err, errlen);
+    srv = db_query(c, "SELECT encode(public_key, 'hex'), tls_pin, base_url, token, "
+                      "encode(lookup_secret, 'hex') FROM update_server WHERE id = 1", 0, NULL,
+                   err, errlen);
     if (srv == NULL)
         return -1;
     if (PQntuples(srv) == 1) {
@@ -360,6 +386,13 @@ int admin_update_snapshot_fill(PGconn *c, Portcullis__ConfigSnapshot *snap, char
         snap->update_tls_pin = xstrdup(PQgetvalue(srv, 0, 1));
         base = PQgetvalue(srv, 0, 2);
         snap->update_token = xstrdup(PQgetvalue(srv, 0, 3));
+        uint8_t lsk[LOOKUP_KEY_LEN], lpk[LOOKUP_KEY_LEN];
+        if (s_hex_bytes(PQgetvalue(srv, 0, 4), lsk, sizeof lsk) && lookup_public_of(lsk, lpk) == 0) {
+            snap->lookup_public_key.data = xmalloc(sizeof lpk);
+            memcpy(snap->lookup_public_key.data, lpk, sizeof lpk);
+            snap->lookup_public_key.len = sizeof lpk;
+        }
+        sodium_memzero(lsk, sizeof lsk);
     }
     r = db_query(c, "SELECT component, version, encode(sha256, 'hex'), encode(signature, 'hex'), "
                     "size FROM components WHERE current ORDER BY component", 0, NULL, err, errlen);
@@ -411,6 +444,9 @@ void admin_update_snapshot_clear(Portcullis__ConfigSnapshot *snap)
     free(snap->update_public_key.data);
     snap->update_public_key.data = NULL;
     snap->update_public_key.len = 0;
+    free(snap->lookup_public_key.data);
+    snap->lookup_public_key.data = NULL;
+    snap->lookup_public_key.len = 0;
     /* protobuf-c's empty default string is a shared constant: never freed */
     if (snap->update_tls_pin != NULL && snap->update_tls_pin != protobuf_c_empty_string)
         free(snap->update_tls_pin);

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/bn.h>
@@ -101,6 +102,8 @@ struct https {
 
     struct route routes[HTTPS_ROUTES_MAX];
     size_t nroutes;
+    struct { https_close_fn fn; void *arg; } on_free[HTTPS_ROUTES_MAX];
+    size_t non_free;
     struct conn conns[HTTPS_CONN_MAX];
     size_t nconns;
 
@@ -364,6 +367,12 @@ PGconn *https_db(https_t *h)
     return h->db;
 }
 
+PGconn *https_db_reconnect(https_t *h)
+{
+    s_db_connect(h);
+    return h->db;
+}
+
 struct event_base *https_base(https_t *h) { return h->base; }
 const char *https_pin(const https_t *h) { return h->pin; }
 
@@ -373,11 +382,16 @@ void https_reply_error(struct evhttp_request *req, int code, const char *reason,
                        const char *message)
 {
     struct evbuffer *out = evbuffer_new();
+    json_t *j = json_pack("{s:s}", "error", message);
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL; /* messages may quote input */
 
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evbuffer_add_printf(out, "{\"error\":\"%s\"}", message); /* our own constant texts */
+    if (text != NULL)
+        evbuffer_add(out, text, strlen(text));
     evhttp_send_reply(req, code, reason, out);
     evbuffer_free(out);
+    free(text);
+    json_decref(j);
 }
 
 static struct conn *s_conn_find(https_t *h, struct evhttp_connection *evcon)
@@ -587,6 +601,16 @@ int https_route(https_t *h, const char *prefix, https_handler_fn fn, void *arg)
     return 0;
 }
 
+int https_on_free(https_t *h, https_close_fn fn, void *arg)
+{
+    if (h->non_free == HTTPS_ROUTES_MAX)
+        return -1;
+    h->on_free[h->non_free].fn = fn;
+    h->on_free[h->non_free].arg = arg;
+    h->non_free++;
+    return 0;
+}
+
 /* --- life --------------------------------------------------------------------------------------- */
 
 /* accept() failed (out of files, most likely): pause listening with backoff rather than spin
@@ -788,6 +812,8 @@ void https_free(https_t **hp)
         event_free(h->tick);
     if (h->http != NULL)
         evhttp_free(h->http); /* closes connections: their close callbacks free handler state */
+    for (size_t i = h->non_free; i > 0; i--)
+        h->on_free[i - 1].fn(h->on_free[i - 1].arg);
     if (h->base != NULL)
         event_base_free(h->base);
     SSL_CTX_free(h->ssl);

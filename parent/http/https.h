@@ -50,6 +50,9 @@ const char *https_pin(const https_t *h);
 int https_tls_identity(const char *state_dir, char pin[HTTPS_PIN_MAX], char *err, size_t errlen);
 /* Mounts fn at path prefix (e.g. "/v1/updates/"); before https_start only. */
 int https_route(https_t *h, const char *prefix, https_handler_fn fn, void *arg);
+/* fn(arg) runs in https_free once no connection is left, before the event base goes: a
+ * route's own state is freed there. 0 ok, -1 no room. */
+int https_on_free(https_t *h, https_close_fn fn, void *arg);
 int https_start(https_t *h, char *err, size_t errlen);
 void https_free(https_t **hp);
 
@@ -57,6 +60,9 @@ void https_free(https_t **hp);
  * database is away; https_db_lost() after a failed statement on a broken connection. */
 PGconn *https_db(https_t *h);
 void https_db_lost(https_t *h, const char *why);
+/* Connects again now, whatever the backoff: for the request that found the connection broken
+ * (a database restarted since), so that it is answered rather than refused. */
+PGconn *https_db_reconnect(https_t *h);
 struct event_base *https_base(https_t *h);
 /* Registers / clears a cleanup for req's connection. */
 void https_conn_on_close(https_t *h, struct evhttp_request *req, https_close_fn fn, void *arg);

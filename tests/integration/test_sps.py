@@ -1,11 +1,14 @@
 """The smart-protection look-up service (R2.1): `portcullis sps import` of a large digest list,
 POST /v1/lookup verdicts in request order, 400s for bad bodies, keep-alive, /v1/health, two
 `--sps-only` replicas on one database, 503 while the database is down and recovery after it.
+Every request is HTTPS with a child's credential (R8.7): the module enrols a child row with a
+key made here and works its credential out from the keys; requests without it are refused.
 Prints the import time and look-up round-trip percentiles (issue 4 point 8)."""
 
 import hashlib
 import http.client
 import json
+import ssl
 import os
 import random
 import threading
@@ -15,6 +18,7 @@ import pytest
 
 from harness import LOOPBACK, Parent, Proc, bin_path, free_port, parse_conf, run, wait_until, \
     write_conf
+from lookups import LookupClient, enrol_fake_child, token
 
 N_IMPORT = 1_000_000
 BATCH_MAX = 1000
@@ -40,32 +44,14 @@ def _conf_with_sps(conf_path, port):
     write_conf(conf_path, conf)
 
 
-class Sps:
-    """One HTTP client connection (keep-alive) to a look-up service."""
+CHILD = "sps-test-child"
+CREDENTIAL = {}      # the module's child credential, set by the parent fixture
 
-    def __init__(self, port):
-        self.port = port
-        self.conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
 
-    def request(self, method, path, body=None, headers=None):
-        h = {"Content-Type": "application/json"} if body is not None else {}
-        h.update(headers or {})
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-        self.conn.request(method, path, body=body, headers=h)
-        r = self.conn.getresponse()
-        data = r.read()
-        return r.status, (json.loads(data) if data and
-                          r.getheader("Content-Type", "").startswith("application/json") else data)
-
-    def lookup(self, digests):
-        return self.request("POST", "/v1/lookup", {"sha256": digests})
-
-    def health(self):
-        return self.request("GET", "/v1/health")
-
-    def close(self):
-        self.conn.close()
+def Sps(port, credential=None):
+    """One HTTPS connection (keep-alive) to a look-up service, with the module's child
+    credential."""
+    return LookupClient(port, credential or CREDENTIAL["child"])
 
 
 def _fresh(port, method, path, body=None):
@@ -84,7 +70,8 @@ def parent(module_dir, pg):
     _conf_with_sps(p.conf_path, p.sps_port)
     mark = p.proc.log_mark()
     p.start()
-    p.proc.wait_for_log(r"sps ready listen=\S+ hashes=\d+", 10, since=mark)
+    p.proc.wait_for_log(r"sps ready listen=\S+ pin=\S+", 10, since=mark)
+    CREDENTIAL["child"] = enrol_fake_child(pg, CHILD)
     yield p
     p.stop()
 
@@ -204,7 +191,8 @@ def _measure(port, size, rounds, results, rnd):
         body = json.dumps({"sha256": batch})
         t0 = time.perf_counter()
         c.conn.request("POST", "/v1/lookup", body=body,
-                       headers={"Content-Type": "application/json"})
+                       headers={"Content-Type": "application/json",
+                                "Authorization": f"Bearer {c.credential}"})
         r = c.conn.getresponse()
         r.read()
         results.append((time.perf_counter() - t0) * 1000.0)
@@ -251,7 +239,7 @@ def _replica(module_dir, parent, name):
     proc = Proc(name, [bin_path("portcullis-parent"), "--sps-only", "-c", path],
                 os.path.join(module_dir, f"{name}.log"))
     proc.start()
-    proc.wait_for_log(r"sps ready listen=\S+ hashes=", 15)
+    proc.wait_for_log(r"sps ready listen=\S+ pin=", 15)
     proc.sps_port = port
     return proc
 
@@ -334,3 +322,59 @@ def test_r2_1_database_outage_503_and_recovery(pg, parent, imported, replicas):
     print(f"\nsps recovered {time.monotonic() - t0:.1f} s after PostgreSQL returned")
     for c in clients:
         c.close()
+
+
+def _tls_pin(pg):
+    return pg.query("SELECT tls_pin FROM update_server WHERE id = 1")[0][0]
+
+
+def test_r8_7_lookups_need_a_child_credential(pg, parent, imported, replicas):
+    """R8.7: the look-up service answers only HTTPS requests carrying an enrolled child's
+    credential. With none, a malformed one, another child's token under this name, a token
+    made with another look-up key, an unknown name or a child still pending: 401 with
+    WWW-Authenticate on every route, nothing looked up. Plain HTTP gets no answer. The parent's
+    own listener, sps_listen and both replicas present the parent's pinned key."""
+    pin = _tls_pin(pg)
+    ports = [parent.sps_port, parent.https_port] + [r.sps_port for r in replicas]
+    good = CREDENTIAL["child"]
+    name, tok = good.split(":")
+    other = enrol_fake_child(pg, "sps-other-child")
+    pg.query("INSERT INTO children (name, public_key, enrolment) VALUES ('sps-pending', %s, "
+             "'pending')", ("Q" * 40,))
+    child_pub = pg.query("SELECT public_key FROM children WHERE name = %s", (name,))[0][0]
+    from zmq.utils import z85
+    # the child's key with a secret that is not the look-up key: what another parent would make
+    foreign = f"{name}:{token(os.urandom(32), z85.decode(child_pub.encode()), name)}"
+    assert foreign.split(":")[1] != tok
+    bad = [None, "", "junk", f"{name}:{tok[:-1]}", f"{name}:{'0' * 64}",
+           f"{name}:{other.split(':')[1]}",            # another child's token under this name
+           foreign,                                      # not derived from our look-up key
+           f"nobody:{tok}", f"sps-pending:{tok}"]
+    for port in ports:
+        for cred in bad:
+            c = LookupClient(port, pin=pin)
+            if cred is not None:
+                c.credential = cred
+            for method, path, body in (("POST", "/v1/lookup", {"sha256": [digest(0)]}),
+                                       ("GET", "/v1/health", None),
+                                       ("POST", "/v1/rate", {"urls": ["http://a.test/"]})):
+                status, reply = c.request(method, path, body)
+                assert status == 401, (port, cred, path, status, reply)
+                assert "credential" in reply["error"]
+            c.close()
+        c = LookupClient(port, good, pin=pin)
+        status, body = c.lookup([digest(0)])
+        assert status == 200 and body["verdicts"][0]["name"] == threat(0), (port, body)
+        c.close()
+        o = LookupClient(port, other)
+        assert o.lookup([digest(0)])[0] == 200      # the other child, with its own
+        o.close()
+    # the refusals are logged without the credential itself
+    assert tok not in parent.proc.log_text()
+    assert "lookup refused" in parent.proc.log_text()
+    # plain HTTP on the TLS port: no answer
+    plain = http.client.HTTPConnection(LOOPBACK, parent.sps_port, timeout=5)
+    with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+        plain.request("GET", "/v1/health", headers={"Authorization": f"Bearer {good}"})
+        plain.getresponse()
+    plain.close()
