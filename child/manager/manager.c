@@ -263,8 +263,10 @@ static void s_lookup_token(struct manager *m, Portcullis__ConfigSnapshot *snap)
     uint8_t sk[32];
     char hex[LOOKUP_TOKEN_HEX_LEN + 1], bearer[LOOKUP_BEARER_MAX + 1];
 
-    free(snap->lookup_token);
-    snap->lookup_token = NULL;
+    /* protobuf-c's empty default string is a shared constant: never freed */
+    if (snap->lookup_token != NULL && snap->lookup_token != protobuf_c_empty_string)
+        free(snap->lookup_token);
+    snap->lookup_token = (char *)protobuf_c_empty_string;
     if (snap->lookup_public_key.len != LOOKUP_KEY_LEN)
         return; /* a parent without a look-up key: look-ups go out without a credential */
     if (zmq_z85_decode(sk, m->keys.secret_z85) == NULL ||

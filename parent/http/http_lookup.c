@@ -363,7 +363,9 @@ char *http_lookup_rate_answer(const char *data, size_t len, char *err, size_t er
         json_array_append_new(out, json_pack("{s:s,s:I,s:s}", "url", json_string_value(u),
                                              "level", json_integer_value(l), "category", cat));
     }
-    text = json_dumps(json_pack("{s:o}", "ratings", out), JSON_COMPACT);
+    json_decref(root);
+    root = json_pack("{s:o}", "ratings", out); /* takes out */
+    text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     if (text == NULL)
         snprintf(err, errlen, "out of memory");
@@ -397,7 +399,11 @@ static char *s_rate_request(const char *body, size_t len, char *err, size_t errl
         }
         json_array_append(out, u);
     }
-    text = json_dumps(json_pack("{s:o}", "urls", out), JSON_COMPACT);
+    {
+        json_t *req = json_pack("{s:o}", "urls", out); /* takes out */
+        text = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+        json_decref(req);
+    }
 out:
     json_decref(root);
     return text;

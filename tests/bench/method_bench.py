@@ -21,8 +21,6 @@ Prints Markdown for docs/BENCHMARKS.md. Never fails on a number.
 
 import argparse
 import hashlib
-import http.client
-import json
 import os
 import secrets
 import shutil
@@ -58,6 +56,7 @@ import signatures  # noqa: E402
 from cluster import parse_conf, write_conf  # noqa: E402
 from harness import (LOOPBACK, Cluster, Parent, PostgresServer, Proc, free_port,  # noqa: E402
                      make_dir, wait_for_port, wait_until)
+from lookups import LookupClient, child_credential  # noqa: E402
 from scanning import scan_dirs, set_setting, wait_signatures_loaded  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -131,22 +130,20 @@ def load(port, conc, n, size):
     return {k: float(v) for k, v in (kv.split("=", 1) for kv in line.split())}
 
 
-def lookup_rtts(port, children, per_child, known):
-    """Round trips of per_child look-ups on each of `children` keep-alive connections."""
+def lookup_rtts(port, children, per_child, known, credential):
+    """Round trips of per_child look-ups on each of `children` keep-alive HTTPS connections
+    carrying a child's credential (R8.7), as the scan service makes them."""
     out, lock = [], threading.Lock()
 
     def child():
-        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
+        c = LookupClient(port, credential)
         mine = []
         for _ in range(per_child):
-            body = json.dumps({"sha256": [known, secrets.token_hex(32), secrets.token_hex(32)]})
             t0 = time.perf_counter()
-            conn.request("POST", "/v1/lookup", body, {"Content-Type": "application/json"})
-            r = conn.getresponse()
-            r.read()
+            status, _ = c.lookup([known, secrets.token_hex(32), secrets.token_hex(32)])
             mine.append((time.perf_counter() - t0) * 1000)
-            assert r.status == 200, r.status
-        conn.close()
+            assert status == 200, status
+        c.close()
         with lock:
             out.extend(mine)
 
@@ -217,7 +214,7 @@ def main():
         m = wait_signatures_loaded(child, 0, 180, since=child.mark)
         print(f"# {m.group(0)}", file=sys.stderr)
         scan_pid = child.proc.children()[0]
-        set_setting(cluster, "smart_scan.url", f"http://{LOOPBACK}:{sps_port}/v1/lookup")
+        set_setting(cluster, "smart_scan.url", f"https://{LOOPBACK}:{sps_port}/v1/lookup")
 
         rows = {}
         # "none": neither engine (av.enabled=false, smart scan off) — the floor both share:
@@ -237,7 +234,8 @@ def main():
             print(f"# {method}: {rows[method]}", file=sys.stderr)
         assert child.proc.children() == [scan_pid], "scan service restarted during the benchmark"
 
-        rtt = {k: lookup_rtts(sps_port, k, ARGS.lookups, known) for k in (1, 10)}
+        rtt = {k: lookup_rtts(sps_port, k, ARGS.lookups, known,
+                                 child_credential(cluster.pg, child)) for k in (1, 10)}
 
         print("| method | scan service CPU per message | look-up service CPU per message | "
               "scan service RSS | msg/s | p50/p99 latency (ms) | errors |")

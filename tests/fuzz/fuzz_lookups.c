@@ -1,10 +1,13 @@
 /* libFuzzer target (R8.6): the answers of the look-up services a child trusts — smart scan's
- * verdicts and the URL-rating service's ratings — and the parent's SPS request parser. */
+ * verdicts and the URL-rating service's ratings —, the parent's look-up request parser, the
+ * rating service's answer as the parent checks it, and the credential header (R8.7). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/http_lookup.h"
+#include "lookup_auth.h"
 #include "scan/smartscan.h"
 #include "scan/wrs_client.h"
 #include "sps/sps_request.h"
@@ -31,5 +34,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         n > SPS_BATCH_MAX)
         abort();
     free(digests);
+    free(http_lookup_rate_answer((const char *)data, size, err, sizeof err));
+    {
+        char header[LOOKUP_BEARER_MAX + 2], name[LOOKUP_NAME_MAX + 1];
+        char token[LOOKUP_TOKEN_HEX_LEN + 1];
+        size_t hn = size < sizeof header - 1 ? size : sizeof header - 1;
+        memcpy(header, data, hn);
+        header[hn] = '\0';
+        if (lookup_bearer_parse(header, name, token) == 0 &&
+            (!lookup_name_valid(name) || strlen(token) != LOOKUP_TOKEN_HEX_LEN))
+            abort();
+    }
     return 0;
 }

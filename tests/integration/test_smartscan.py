@@ -74,13 +74,13 @@ class Sps:
 
     def __init__(self, module_dir, cluster):
         self.port = free_port()
-        self.url = f"http://{LOOPBACK}:{self.port}/v1/lookup"
+        self.url = f"https://{LOOPBACK}:{self.port}/v1/lookup"
         self.proc = _sps_proc(module_dir, cluster, self.port)
 
     def start(self):
         mark = self.proc.log_mark()
         self.proc.start()
-        self.proc.wait_for_log(r"sps ready listen=\S+ hashes=", 20, since=mark)
+        self.proc.wait_for_log(r"sps ready listen=\S+ pin=", 20, since=mark)
 
     def stop(self):
         self.proc.stop()
@@ -210,7 +210,7 @@ def test_r2_5_hung_server_times_out(cluster, sps):
     child = _child(cluster)
     try:
         set_setting(cluster, "smart_scan.query_timeout_ms", 300)
-        set_setting(cluster, "smart_scan.url", f"http://{LOOPBACK}:{hung.port}/v1/lookup")
+        set_setting(cluster, "smart_scan.url", f"https://{LOOPBACK}:{hung.port}/v1/lookup")
         tok = new_token("hung")
         mark = child.proc.log_mark()
         r = send_direct(child.smtp_port, _clean(tok))
@@ -222,6 +222,50 @@ def test_r2_5_hung_server_times_out(cluster, sps):
         hung.close()
         set_setting(cluster, "smart_scan.url", sps.url)
         set_setting(cluster, "smart_scan.query_timeout_ms", 1500)
+    r = send_direct(child.smtp_port, _clean(tok))
+    assert r.code == 250, r
+
+
+def test_r8_7_lookups_only_to_the_pinned_key(cluster, sps, module_dir):
+    """R8.7: the children look up only over HTTPS with the parent's pinned key. A plain-http
+    smart_scan.url is refused by the settings (exit 2, the reason named); a look-up service
+    with another key (a replica whose state_dir made its own certificate: what an attacker on
+    the path would present) gets no digest — 451 4.4.3, the pin mismatch in the child's log,
+    nothing delivered; back on the real service the message is delivered."""
+    rc, out, err = cluster.cli("settings", "set", "smart_scan.url",
+                               f"http://{LOOPBACK}:{sps.port}/v1/lookup")
+    assert rc == 2 and "https://" in err and "R8.7" in err, (rc, out, err)
+    rc, out, err = cluster.cli("settings", "set", "wrs.url", f"http://{LOOPBACK}:1/v1/rate")
+    assert rc == 2 and "https://" in err, (rc, out, err)
+    with open(cluster.parent.conf_path) as f:
+        conf = parse_conf(f.read())
+    port = free_port()
+    conf["sps_listen"] = f"{LOOPBACK}:{port}"
+    conf["state_dir"] = os.path.join(module_dir, "foreign-state")
+    os.makedirs(conf["state_dir"], mode=0o700, exist_ok=True)
+    path = os.path.join(module_dir, "foreign-sps.conf")
+    write_conf(path, conf)
+    foreign = Proc("foreign-sps", [bin_path("portcullis-parent"), "--sps-only", "-c", path],
+                   os.path.join(module_dir, "foreign-sps.log"))
+    foreign.start()
+    child = _child(cluster)
+    try:
+        m = foreign.wait_for_log(r"sps ready listen=\S+ pin=(?P<pin>\S+)", 20)
+        pin = cluster.pg.query("SELECT tls_pin FROM update_server")[0][0]
+        assert m.group("pin") != pin, "the foreign service has the parent's key"
+        set_setting(cluster, "smart_scan.switch_to_conventional", "false")
+        _smart_on(cluster, f"https://{LOOPBACK}:{port}/v1/lookup")
+        before = cluster.downstream.delivered_count()
+        tok = new_token("foreign-key")
+        mark = child.proc.log_mark()
+        r = send_direct(child.smtp_port, _clean(tok))
+        assert r.code == 451 and r.text.startswith("4.4.3"), r
+        m = re.search(ABORTED + r"(?P<d>[^)]*)\)", child.proc.log_since(mark))
+        assert m and "pinned public key" in m.group("d"), child.proc.log_since(mark)
+        assert cluster.downstream.delivered_count() == before
+    finally:
+        foreign.stop()
+        set_setting(cluster, "smart_scan.url", sps.url)
     r = send_direct(child.smtp_port, _clean(tok))
     assert r.code == 250, r
 
@@ -242,7 +286,7 @@ def test_r2_3_switch_after_threshold_no_auto_return(cluster, sps):
         set_setting(cluster, "smart_scan.failure_threshold", 3)
         set_setting(cluster, "smart_scan.failure_window_s", 60)
         set_setting(cluster, "smart_scan.switch_to_conventional", "true")
-        set_setting(cluster, "smart_scan.url", f"http://{LOOPBACK}:{hung.port}/v1/lookup")
+        set_setting(cluster, "smart_scan.url", f"https://{LOOPBACK}:{hung.port}/v1/lookup")
         for i in range(3):
             r = send_direct(child.smtp_port, _clean(new_token(f"switch-{i}")))
             assert r.code == 451 and r.text.startswith("4.4.3"), r
@@ -283,7 +327,7 @@ def test_r2_3_switch_after_threshold_no_auto_return(cluster, sps):
     set_setting(cluster, "smart_scan.auto_return", "true")
     hung = HungServer()
     try:
-        set_setting(cluster, "smart_scan.url", f"http://{LOOPBACK}:{hung.port}/v1/lookup")
+        set_setting(cluster, "smart_scan.url", f"https://{LOOPBACK}:{hung.port}/v1/lookup")
         for i in range(3):
             r = send_direct(child.smtp_port, _clean(new_token(f"switch2-{i}")))
             assert r.code == 451, r
@@ -311,7 +355,7 @@ def test_r2_3_unreachable_at_start_switches(cluster, sps):
     child = _child(cluster)
     dead = free_port()  # nothing listens there: connection refused
     set_setting(cluster, "smart_scan.enabled", "false")
-    set_setting(cluster, "smart_scan.url", f"http://{LOOPBACK}:{dead}/v1/lookup")
+    set_setting(cluster, "smart_scan.url", f"https://{LOOPBACK}:{dead}/v1/lookup")
     set_setting(cluster, "smart_scan.auto_return", "false")
     cluster.cli_ok("settings", "set", "smart_scan.enabled", "true")
     wait_until(lambda: _events(cluster, "%switched to conventional scan: smart-protection server "

@@ -8,7 +8,6 @@ Prints the import time and look-up round-trip percentiles (issue 4 point 8)."""
 import hashlib
 import http.client
 import json
-import ssl
 import os
 import random
 import threading

@@ -2,7 +2,9 @@
 import` fills (pushed to the children in the configuration) and by an external rating service.
 The real service is a third-party internet service that cannot exist here: a small HTTP server
 in this file speaks its protocol (POST {"urls": [...]} → {"ratings": [{"url", "level",
-"category"}]}) over a real loopback socket. One cluster for the module (PostgreSQL, parent, one
+"category"}]}) over a real loopback socket. The children never talk to it: they ask the
+parent's look-up service (POST /v1/rate over HTTPS with their credential, R8.7), which asks
+wrs.service_url for them. One cluster for the module (PostgreSQL, parent, one
 child, no upstream MTA: messages go straight to the scan service); the tests run in order:
 import, lists, service, service stopped, service hung, service back."""
 
@@ -41,6 +43,7 @@ class RatingService:
         self.hang = threading.Event()
         self.release = threading.Event()
         self.requests = []
+        self.headers = []
         self.conns = []
         self.server = None
         self.thread = None
@@ -62,6 +65,7 @@ class RatingService:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(n) or b"{}")
                 svc.requests.append(body)
+                svc.headers.append(dict(self.headers))
                 if svc.hang.is_set():
                     svc.release.wait(30)
                     self.close_connection = True
@@ -199,15 +203,19 @@ def test_r3_2_block_lists_quarantine(cluster):
 
 
 def test_r3_2_rating_service(cluster, service):
-    """R3.2: with wrs.url set, a URL the service rates 90 is quarantined by the rule; the
-    service was asked with the message's URLs; a clean URL is still delivered."""
+    """R3.2, R8.7: with wrs.url the parent's look-up service and wrs.service_url the rating
+    service, a URL the service rates 90 is quarantined by the rule; the service was asked with
+    the message's URLs by the parent, without the child's credential; a clean URL is still
+    delivered."""
     set_setting(cluster, "wrs.timeout_ms", TIMEOUT_MS)
-    set_setting(cluster, "wrs.url", service.url)
+    set_setting(cluster, "wrs.service_url", service.url)
+    set_setting(cluster, "wrs.url", f"https://{LOOPBACK}:{cluster.parent.https_port}/v1/rate")
     tok = new_token("wrs-svc")
     r = _send(cluster, tok, SERVICE_BAD_URL)
     assert r.code == 250 and r.quarantined, r
     assert _results(_wrs_verdicts(cluster, tok)) == {"rated": f"90:malware:{SERVICE_BAD_URL}"}
     assert any(SERVICE_BAD_URL in q.get("urls", []) for q in service.requests)
+    assert service.headers and not any("Authorization" in h for h in service.headers)
     tok = new_token("wrs-svc-clean")
     r = _send(cluster, tok, CLEAN_URL)
     assert r.code == 250 and not r.quarantined, r
