@@ -9,6 +9,9 @@
 #define PORTCULLIS_SETTINGS(X)                                                                   \
     X(SMTP_MAX_MESSAGE_SIZE, "smtp", "max_message_size", INT, "52428800", 1024, 2147483647,      \
       "bytes", "largest message the scan service accepts; larger ones get 552")                  \
+    X(SMTP_MEMORY_MAX, "smtp", "message_memory_max", INT, "268435456", 1048576, 2147483647,      \
+      "bytes", "message bytes all sessions together may hold in memory; a message arriving "   \
+      "past it is written to an unnamed 0600 file and read from there (R8.5)")                 \
     X(SMTP_MAX_LINE_LENGTH, "smtp", "max_line_length", INT, "65536", 1000, 1048576, "bytes",     \
       "longest text line in a message (RFC 5321 says 1000; real mail breaks it)")                \
     X(SMTP_MAX_RECIPIENTS, "smtp", "max_recipients", INT, "1000", 1, 100000, "recipients",       \

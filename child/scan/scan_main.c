@@ -445,6 +445,8 @@ int scan_main(const struct scan_options *opt)
     scanpool_set_policy(sc.pool, &sc.policy, &sc.wrs);
     scanpool_set_light(sc.pool, sc.light);
     smtpd_set_pool(sc.smtpd, sc.pool);
+    if (smtpd_set_spill_dir(sc.smtpd, opt->spool_dir) != 0)
+        fatal("scan service cannot start: spool directory %s: %m", opt->spool_dir);
     sc.ers = ers_new(sc.base, opt->dns_server, err, sizeof err);
     if (sc.ers == NULL)
         fatal("scan service cannot start: email reputation: %s", err);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -135,6 +136,7 @@ void smtpd_session_finish(struct smtpd_session *s, enum smtpd_outcome o, const c
     if (s->body != NULL)
         evbuffer_free(s->body);
     s->body = NULL;
+    smtpd_spill_release(s);
     smtpd_relay_reset_then_reply(s, reply, SMTPD_ACT_REPLY);
 }
 
@@ -169,6 +171,11 @@ static void s_session_message_received(struct smtpd_session *s)
                  "reject)", s->id, s->client);
         smtpd_session_finish(s, SMTPD_REJECTED,
                              "550 5.5.2 Error: bare <CR> or <LF> received in message data\r\n");
+        return;
+    }
+    if (smtpd_spill_finish(s) != 0) { /* logged: the upstream keeps it and tries again */
+        smtpd_session_finish(s, SMTPD_TEMPFAIL,
+                             "451 4.3.0 Error: cannot hold the message for scanning, try again later\r\n");
         return;
     }
     smtpd_scan_message(s);
@@ -245,6 +252,7 @@ static bool s_session_data(struct smtpd_session *s)
             break;
         st = smtp_data_feed(&s->dec, v.iov_base, v.iov_len, &used, s->body);
         evbuffer_drain(in, used);
+        smtpd_spill_account(s); /* R8.5: all sessions' message bytes in memory are bounded */
         if (st == SMTP_DATA_END)
             return true;
     }
@@ -398,6 +406,7 @@ static void s_session_free(struct smtpd_session *s)
     smtp_client_free(&s->ds);
     if (s->body != NULL)
         evbuffer_free(s->body);
+    smtpd_spill_release(s);
     if (s->deadline != NULL)
         event_free(s->deadline);
     bufferevent_free(s->bev);
@@ -482,6 +491,7 @@ static void s_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct soc
     }
     s = xcalloc(1, sizeof *s);
     s->srv = srv;
+    s->spill_fd = -1;
     strlcpy_p(s->client, peer, sizeof s->client);
     s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (s->bev == NULL) {
@@ -554,6 +564,7 @@ smtpd_t *smtpd_new(struct event_base *base, const char *listen, const char *down
 
     srv->base = base;
     srv->settings = settings;
+    srv->spill_dir = -1;
     strlcpy_p(srv->hostname, hostname, sizeof srv->hostname);
     strlcpy_p(srv->ds_name, downstream, sizeof srv->ds_name);
     if (smtp_client_resolve(downstream, &srv->ds_addr, &srv->ds_addrlen, why, sizeof why) != 0) {
@@ -594,6 +605,8 @@ void smtpd_free(smtpd_t **srvp)
         evconnlistener_free(srv->listener);
     if (srv->accept_resume != NULL)
         event_free(srv->accept_resume);
+    if (srv->spill_dir >= 0)
+        close(srv->spill_dir);
     free(srv);
     *srvp = NULL;
 }
@@ -621,6 +634,18 @@ void smtpd_shutdown(smtpd_t *srv, void (*done)(void *arg), void *arg)
 void smtpd_get_stats(const smtpd_t *srv, struct smtpd_stats *out) { *out = srv->stats; }
 
 void smtpd_set_pool(smtpd_t *srv, struct scanpool *pool) { srv->pool = pool; }
+
+int smtpd_set_spill_dir(smtpd_t *srv, const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    if (srv->spill_dir >= 0)
+        close(srv->spill_dir);
+    srv->spill_dir = fd;
+    return 0;
+}
 
 void smtpd_set_smartscan(smtpd_t *srv, struct smartscan *ss) { srv->smart = ss; }
 

@@ -51,6 +51,9 @@ void smtpd_get_stats(const smtpd_t *srv, struct smtpd_stats *out);
 /* Scans every received message in pool before acting on it (borrowed; set before the first
  * connection). The pool must be created with smtpd_scan_done and this server as its arg. */
 void smtpd_set_pool(smtpd_t *srv, struct scanpool *pool);
+/* Where messages past smtp.message_memory_max go (R8.5): unnamed 0600 files in dir. Without
+ * one they stay in memory. 0 ok, -1 (errno) the directory cannot be opened. */
+int smtpd_set_spill_dir(smtpd_t *srv, const char *dir);
 /* Looks each transaction's client up in the email-reputation zones (borrowed; outlives srv's
  * sessions). Set before the first connection. */
 struct ers;

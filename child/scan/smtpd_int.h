@@ -54,6 +54,8 @@ struct smtpd {
     unsigned paused;                /* sessions whose input waits for room in the pool */
     struct smartscan *smart;        /* smart-protection look-ups; NULL: none (unit tests) */
     struct wrs_client *wrs;         /* web-reputation rating service; NULL: none */
+    int spill_dir;                  /* where large messages go (R8.5); -1: nowhere, kept in memory */
+    uint64_t mem_bytes;             /* message bytes all sessions hold in memory */
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -75,7 +77,11 @@ struct smtpd_session {
     char id[2 * SMTPD_ID_BYTES + 1];
     uint64_t t0;            /* now_ms() at MAIL */
     struct smtp_data dec;
-    struct evbuffer *body;  /* unstuffed, CRLF line ends */
+    struct evbuffer *body;  /* unstuffed, CRLF line ends; a spilled one maps its file */
+    uint64_t mem_counted;   /* bytes of body counted in srv->mem_bytes */
+    int spill_fd;           /* the unnamed file the message goes to (R8.5), -1: in memory */
+    uint64_t spill_len;     /* bytes written to it */
+    bool spill_failed;      /* a write failed: the message gets 451 at its end */
     char pending[SMTPD_MIRROR_MAX]; /* reply to send once the downstream is reset */
     enum smtpd_action pending_action;
     /* the scan and the tracking record (smtpd_scan.c) */
@@ -88,6 +94,15 @@ struct smtpd_session {
     bool paused;            /* waiting for room in the scan pool */
     struct ers_query *ers;  /* email reputation look-up of this transaction (smtpd_ers.c) */
 };
+
+/* smtpd_spill.c (R8.5): the body is counted against smtp.message_memory_max as it grows;
+ * past it, it goes to an unnamed 0600 file in the spool directory and, at the end of data,
+ * the body maps that file (the scan, the store and the relay read it as before). */
+void smtpd_spill_account(struct smtpd_session *s);
+/* At the end of data: 0, or -1 when the spilled message could not be kept (451). */
+int smtpd_spill_finish(struct smtpd_session *s);
+/* The body is being freed: its bytes no longer count, its file is closed. */
+void smtpd_spill_release(struct smtpd_session *s);
 
 /* smtpd.c, for smtpd_relay.c */
 void smtpd_session_write(struct smtpd_session *s, const char *reply);

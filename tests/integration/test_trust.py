@@ -646,6 +646,82 @@ def test_r8_5_header_flood_bounded(cluster, child):
     c.close()
 
 
+MEMORY_MAX = 1048576     # smtp.message_memory_max at its minimum, 1 MiB
+SPILL_RE = r"id=(?P<id>[0-9a-f]+) message spilled to disk: sessions hold (?P<held>\d+) bytes"
+
+
+def test_r8_5_message_memory_capped_spilled(cluster, child):
+    """R8.5: all sessions together hold at most smtp.message_memory_max bytes of messages in
+    memory. With it at 1 MiB, a 600 KB message alone stays in memory; four 3 MB messages sent
+    side by side, chunk by chunk, each go past the cap and are written to an unnamed file
+    (logged; nothing visible in the spool directory, no file left), read back for the scan and
+    the relay: the three clean ones are delivered intact, exactly once, the one carrying EICAR
+    at its very end is quarantined whole. Prints how much the scan service's peak grew (the
+    parse of each message in the scan threads is not under this cap)."""
+    from harness import account
+    from scanning import QUARANTINED_RE, attachment_message, scan_pids
+    import signatures
+    set_setting(cluster, "smtp.message_memory_max", MEMORY_MAX)
+    spool = os.path.join(child.state_dir, "spool")
+
+    def strangers():  # what is not the report spool's own (its segments, EPOCH, LOCK)
+        return [n for n in os.listdir(spool)
+                if not re.fullmatch(r"seg-\d+\.log|EPOCH|LOCK", n)]
+    assert strangers() == []
+    try:
+        mark = child.proc.log_mark()
+        small = new_token("spill-small")
+        c = _transaction(child, make_message(small, SENDER, RCPT, kind="large",
+                                             size=600 * 1024) + b".\r\n")
+        assert c.reply()[0] == 250
+        c.close()
+        assert not re.search(SPILL_RE, child.proc.log_since(mark)), "a message under the cap spilled"
+
+        pid = scan_pids(child)[0]
+        hwm0 = _status_kb(pid, "VmHWM")
+        tokens = [new_token(f"spill-{i}") for i in range(4)]
+        msgs = [make_message(t, SENDER, RCPT, kind="large", size=3 * 1024 * 1024)
+                for t in tokens[:3]]
+        msgs.append(attachment_message(tokens[3], RCPT, [("eicar.com", signatures.EICAR)],
+                                       text="filler line 0123456789 abcdefghij\r\n" * 90000))
+        sessions = [_transaction(child, b"") for _ in msgs]
+        chunk = 64 * 1024
+        for off in range(0, max(len(m) for m in msgs), chunk):
+            for c, m in zip(sessions, msgs):
+                if off < len(m):
+                    c.send(m[off:off + chunk])
+        assert strangers() == [], "spill files are visible in the spool"
+        replies = []
+        for c in sessions:
+            c.send(b".\r\n")
+            replies.append(c.reply())
+            c.close()
+        assert [r[0] for r in replies] == [250] * 4, replies
+        q = QUARANTINED_RE.search(f"{replies[3][0]} {replies[3][1]}")
+        assert q, replies[3]
+        from scanning import quarantined_file
+        with open(quarantined_file(cluster, "child1", q.group("file_id")), "rb") as f:
+            stored = f.read()
+        assert stored.endswith(msgs[3]) or msgs[3] in stored, "the stored message is not whole"
+        assert not any(QUARANTINED_RE.search(f"{r[0]} {r[1]}") for r in replies[:3]), replies
+        log = child.proc.log_since(mark)
+        spilled = re.findall(SPILL_RE, log)
+        assert len(spilled) >= 3, log[-3000:]
+        assert all(int(held) > MEMORY_MAX for _, held in spilled)
+        delivered = wait_until(lambda: [d for d in cluster.downstream.delivered()
+                                        if d.token in tokens[:3]] or None, 60,
+                               "the three clean messages delivered")
+        wait_until(lambda: len([d for d in cluster.downstream.delivered()
+                                if d.token in tokens[:3]]) >= 3, 60, "all three delivered")
+        account(tokens[:3], cluster.downstream.delivered())
+        assert delivered is not None
+        grew = _status_kb(pid, "VmHWM") - hwm0
+        print(f"\nscan service peak grew {grew} KiB for 4 messages of ~3 MB (cap 1 MiB)")
+        assert strangers() == [], "a spill file was left behind"
+    finally:
+        set_setting(cluster, "smtp.message_memory_max", 268435456)
+
+
 # -- no programs from the parent (R8.2) -----------------------------------------------------------
 
 def test_r8_2_settings_cannot_name_a_program(cluster):
