@@ -14,6 +14,8 @@
       "past it is written to an unnamed 0600 file and read from there (R8.5)")                 \
     X(SMTP_MAX_LINE_LENGTH, "smtp", "max_line_length", INT, "65536", 1000, 1048576, "bytes",     \
       "longest text line in a message (RFC 5321 says 1000; real mail breaks it)")                \
+    X(SMTP_MAX_CONNECTIONS_PER_ADDRESS, "smtp", "max_connections_per_address", INT, "128", 1,    \
+      100000, "connections", "sessions from one client address at once; more get 421 (R8.8)")  \
     X(SMTP_MAX_RECIPIENTS, "smtp", "max_recipients", INT, "1000", 1, 100000, "recipients",       \
       "recipients accepted per transaction; more get 452 and are retried by the upstream MTA")   \
     X(SMTP_MAX_CONNECTIONS, "smtp", "max_connections", INT, "256", 1, 100000, "connections",     \

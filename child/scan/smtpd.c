@@ -461,6 +461,18 @@ static bool s_xforward_allowed(struct smtpd *srv, const char *peer)
     return netmatch_has(&srv->xf_hosts, peer);
 }
 
+/* Sessions open from one address (R8.8): a walk of the list, which smtp.max_connections
+ * bounds; accepts are not the hot path. */
+static int64_t s_sessions_from(const struct smtpd *srv, const char *peer)
+{
+    int64_t n = 0;
+
+    for (const struct smtpd_session *s = srv->sessions; s != NULL; s = s->next)
+        if (strcmp(s->client, peer) == 0)
+            n++;
+    return n;
+}
+
 static void s_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                         int salen, void *arg)
 {
@@ -474,11 +486,14 @@ static void s_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct soc
     srv->accept_backoff_ms = 0;
     netmatch_addr_text(sa, peer, sizeof peer);
     srv->stats.connections++;
-    if (srv->stats.sessions >= settings_int(srv->settings, SETTING_SMTP_MAX_CONNECTIONS)) {
+    if (srv->stats.sessions >= settings_int(srv->settings, SETTING_SMTP_MAX_CONNECTIONS) ||
+        s_sessions_from(srv, peer) >= settings_int(srv->settings, SETTING_SMTP_MAX_CONNECTIONS_PER_ADDRESS)) {
         char reply[SMTPD_REPLY_MAX];
-        int n = snprintf(reply, sizeof reply, "421 4.7.0 %s Error: too many connections\r\n",
-                         srv->hostname);
-        log_warn("client=%s refused: too many connections (%u)", peer, srv->stats.sessions);
+        bool total = srv->stats.sessions >= settings_int(srv->settings, SETTING_SMTP_MAX_CONNECTIONS);
+        int n = snprintf(reply, sizeof reply, "421 4.7.0 %s Error: too many connections%s\r\n",
+                         srv->hostname, total ? "" : " from your address");
+        log_warn("client=%s refused: too many connections (%u%s)", peer, srv->stats.sessions,
+                 total ? "" : ", smtp.max_connections_per_address from this address");
         /* A fresh socket's send buffer is empty: this short write does not block. */
         if (write(fd, reply, (size_t)n) < 0)
             log_debug("client=%s 421 not sent: %s", peer, strerror(errno));

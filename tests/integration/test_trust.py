@@ -571,6 +571,54 @@ def test_r8_8_idle_https_connections_bounded(cluster):
     assert grew < 64 * 1024, f"the parent's log grew by {grew} bytes"
 
 
+def _greeting(port, source):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.bind((source, 0))
+    s.connect((LOOPBACK, port))
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return s, data.decode()
+
+
+def test_r8_8_smtp_connections_per_address(cluster, child):
+    """R8.8: the SMTP listener counts sessions per client address when it accepts them: with
+    smtp.max_connections_per_address = 3, three sessions from 127.0.0.1 are greeted, the
+    fourth gets 421 naming the address limit (and is logged), another address is still
+    served, and once one session ends its address is served again."""
+    set_setting(cluster, "smtp.max_connections_per_address", 3)
+    held = []
+    try:
+        for _ in range(3):
+            s, g = _greeting(child.smtp_port, LOOPBACK)
+            assert g.startswith("220 "), g
+            held.append(s)
+        mark = child.proc.log_mark()
+        s, g = _greeting(child.smtp_port, LOOPBACK)
+        s.close()
+        assert g.startswith("421 4.7.0 ") and "from your address" in g, g
+        child.proc.wait_for_log(r"refused: too many connections \(\d+, "
+                                r"smtp.max_connections_per_address", 10, since=mark)
+        s, g = _greeting(child.smtp_port, "127.0.0.2")
+        held.append(s)
+        assert g.startswith("220 "), g
+        held.pop(0).close()
+
+        def served():
+            s2, g2 = _greeting(child.smtp_port, LOOPBACK)
+            s2.close()
+            return g2.startswith("220 ")
+        wait_until(served, 10, "127.0.0.1 served again after one of its sessions ended")
+    finally:
+        for s in held:
+            s.close()
+        set_setting(cluster, "smtp.max_connections_per_address", 128)
+
+
 def test_r8_8_accept_errors_back_off(cluster):
     """R8.8: with the parent out of files (its limit lowered under it), accept() fails; the
     HTTPS listener pauses with backoff instead of spinning (the review saw 820 MB of log in
