@@ -62,6 +62,17 @@ static uint64_t s_clock_ms(clockid_t id)
 uint64_t now_ms(void) { return s_clock_ms(CLOCK_MONOTONIC); }
 uint64_t wall_ms(void) { return s_clock_ms(CLOCK_REALTIME); }
 
+void deadline_after_ms(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 int parse_int64(const char *s, int64_t *out)
 {
     char *end;

@@ -15,6 +15,9 @@ char *xstrndup(const char *s, size_t n);
 
 uint64_t now_ms(void);      /* CLOCK_MONOTONIC, for intervals and deadlines */
 uint64_t wall_ms(void);     /* CLOCK_REALTIME, for display and records */
+struct timespec;
+/* The CLOCK_REALTIME instant ms from now, for pthread_cond_timedwait. */
+void deadline_after_ms(struct timespec *ts, unsigned ms);
 
 /* Parses a whole decimal integer (optional sign); 0 ok, -1 on junk or overflow. */
 int parse_int64(const char *s, int64_t *out);

@@ -85,6 +85,23 @@ bool wire_is_enroll_request(const void *buf, size_t len)
     return false;
 }
 
+int wire_peek_body(const void *buf, size_t len)
+{
+    const uint8_t *b = buf;
+    uint64_t body = 0;
+    size_t i = 1;
+
+    /* one length-delimited field (wire type 2) numbered 1..15: a one-byte tag */
+    if (len < 2 || len > WIRE_MSG_MAX || (b[0] & 0x07) != 2 || (b[0] >> 3) == 0 || (b[0] & 0x80))
+        return 0;
+    for (unsigned shift = 0; i < len && shift < 35; shift += 7) {
+        body |= (uint64_t)(b[i] & 0x7f) << shift;
+        if ((b[i++] & 0x80) == 0)
+            return body == len - i ? b[0] >> 3 : 0;
+    }
+    return 0;
+}
+
 envelope_t *wire_unpack(const void *buf, size_t len)
 {
     envelope_t *e;

@@ -36,6 +36,10 @@ typedef Portcullis__Envelope envelope_t;
 bool wire_is_enroll_request(const void *buf, size_t len);
 /* NULL if too large, undecodable, or any count/length over its limit (logged at debug). */
 envelope_t *wire_unpack(const void *buf, size_t len);
+/* The body field number (PORTCULLIS__ENVELOPE__BODY_…) of a packed Envelope that is exactly
+ * one such field, read from its first bytes without unpacking; 0 otherwise. Lets the cluster
+ * loop hand a large ReportBatch to its ingest thread undecoded (R10.1). */
+int wire_peek_body(const void *buf, size_t len);
 void wire_free(envelope_t **envp);
 /* Packs into a new buffer (caller frees). */
 uint8_t *wire_pack(const envelope_t *env, size_t *len);

@@ -1,11 +1,19 @@
 /* cluster: see cluster.h. One thread, one zmq_poll loop over: the cluster ROUTER, the
- * enrolment ROUTER, the ZAP handler (inproc REP), and the database connection's socket
- * (NOTIFY). A child's identity is never taken from what it says: it is the User-Id that the
- * ZAP handler bound to its CURVE key during the handshake. */
+ * enrolment ROUTER, the ZAP handler (inproc REP), the database connection's socket (NOTIFY)
+ * and the two database threads' descriptors. A child's identity is never taken from what it
+ * says: it is the User-Id that the ZAP handler bound to its CURVE key during the handshake.
+ *
+ * R10.1: the loop moves messages and keeps liveness; what children report goes to the
+ * database on threads of its own. Report batches go to the ingest thread (acknowledged once
+ * committed, refused when its queue is full: the child sends again); state (last seen,
+ * connected, address, versions, config acks, Health) is kept per child in memory and written
+ * for all changed children in one statement per flush by the writer thread, with the up/down
+ * events (many at once become one event and one mail, R10.2). */
 #include "cluster/cluster.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +22,7 @@
 
 #include "admin/admin.h"
 #include "admin/admin_command.h"
+#include "cluster/dbthread.h"
 #include "cluster/enrol.h"
 #include "cluster/cmdroute.h"
 #include "cluster/ingest.h"
@@ -30,6 +39,28 @@
 #define CLUSTER_DB_RETRY_MS 2000     /* reconnect interval while PostgreSQL is away */
 #define CLUSTER_SEEN_WRITE_MS 2000   /* last_seen is written at most this often per child */
 #define CLUSTER_REFUSAL_LOG_PER_S 20 /* cap on "refused" lines under a connection flood */
+#define CLUSTER_FLUSH_MS 200         /* children's state written at most this often */
+#define CLUSTER_INGEST_QUEUE_MAX 64  /* report batches waiting for the ingest thread; more are
+                                      * not taken (the child sends them again) */
+#define CLUSTER_EVENT_WINDOW_MS 5000 /* up/downs are gathered this long from the first */
+#define CLUSTER_EVENTS_SINGLE_MAX 3  /* up/downs in one window written one by one; more: one
+                                      * event (and one mail) naming them */
+#define CLUSTER_EVENT_NAMES_MAX 20   /* names listed in such an event */
+#define CLUSTER_IO_THREADS 2         /* libzmq I/O threads (its default is 1) */
+#define CLUSTER_STOP_WAIT_MS 5000    /* at stop, how long the last state flush may take */
+
+/* What is to be written of a child at the next flush. */
+struct peer_state {
+    bool dirty;
+    bool seen;                 /* last_seen = now() */
+    int connected;             /* -1 unchanged, 0/1 */
+    bool address;              /* write peer.address */
+    char *software_version;    /* NULL unchanged */
+    int64_t applied;           /* -1 unchanged, 0 none (NULL), else the version */
+    bool error_set;
+    char *error;               /* with error_set: NULL clears config_error */
+    char *health;              /* JSON text; NULL unchanged */
+};
 
 struct peer {
     int64_t id;
@@ -39,6 +70,14 @@ struct peer {
     char address[64];
     bool up;
     uint64_t last_rx_ms, last_tx_ms, last_seen_write_ms;
+    struct peer_state st;
+};
+
+struct cluster_event {
+    int64_t child_id;
+    bool down;
+    char name[64];
+    char text[160];
 };
 
 struct cluster {
@@ -51,6 +90,16 @@ struct cluster {
     reconcile_sched_t *reconcile;  /* periodic reconciliation of stores and index (R5.3) */
     struct peer *peers;
     size_t npeers, cappeers;
+    size_t *slots;                 /* open-addressing index of peers by id: peers[i] + 1, 0 free */
+    size_t nslots;
+    dbthread_t *writer, *ingester; /* R10.1: database work off this loop */
+    bool writing;                  /* a state flush is with the writer */
+    uint64_t next_flush_ms;
+    struct cluster_event *events;  /* up/downs of the window, waiting for its end */
+    size_t nevents, capevents;
+    uint64_t events_since;         /* when the window's first one came */
+    uint64_t ingest_refused;       /* batches not taken since the last log line */
+    uint64_t ingest_refused_log_ms;
     uint64_t config_version;      /* version of the cached snapshot */
     uint8_t *snapshot;             /* packed Envelope{config} */
     size_t snapshot_len;
@@ -87,12 +136,39 @@ static bool s_db_ok(cluster_t *c)
 
 /* --- peers -------------------------------------------------------------------------------- */
 
+static size_t s_slot_of(const cluster_t *c, int64_t id)
+{
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull; /* Fibonacci hashing of the id */
+    size_t i = (size_t)(h >> 20) & (c->nslots - 1);
+
+    while (c->slots[i] != 0 && c->peers[c->slots[i] - 1].id != id)
+        i = (i + 1) & (c->nslots - 1);
+    return i;
+}
+
+/* Peers by id in constant time (R10.1: thousands of children). */
 static struct peer *s_peer_find(cluster_t *c, int64_t id)
 {
-    for (size_t i = 0; i < c->npeers; i++)
-        if (c->peers[i].id == id)
-            return &c->peers[i];
-    return NULL;
+    size_t i;
+
+    if (c->nslots == 0)
+        return NULL;
+    i = s_slot_of(c, id);
+    return c->slots[i] != 0 ? &c->peers[c->slots[i] - 1] : NULL;
+}
+
+/* The index at most half full: rebuilt twice as large when it would be more. */
+static void s_slots_fit(cluster_t *c, size_t n)
+{
+    if (2 * n <= c->nslots)
+        return;
+    free(c->slots);
+    c->nslots = c->nslots != 0 ? 2 * c->nslots : 64;
+    while (2 * n > c->nslots)
+        c->nslots *= 2;
+    c->slots = xcalloc(c->nslots, sizeof *c->slots);
+    for (size_t k = 0; k < c->npeers; k++)
+        c->slots[s_slot_of(c, c->peers[k].id)] = k + 1;
 }
 
 static struct peer *s_peer_add(cluster_t *c, int64_t id)
@@ -118,8 +194,12 @@ static struct peer *s_peer_add(cluster_t *c, int64_t id)
     pe = &c->peers[c->npeers++];
     memset(pe, 0, sizeof *pe);
     pe->id = id;
+    pe->st.connected = -1;
+    pe->st.applied = -1;
     strlcpy_p(pe->name, PQgetvalue(r, 0, 0), sizeof pe->name);
     PQclear(r);
+    s_slots_fit(c, c->npeers);
+    c->slots[s_slot_of(c, id)] = c->npeers;
     return pe;
 }
 
@@ -138,6 +218,17 @@ static void s_peer_send_raw(cluster_t *c, struct peer *pe, const uint8_t *buf, s
     pe->last_tx_ms = now_ms();
 }
 
+static void s_peer_heartbeat(cluster_t *c, struct peer *pe)
+{
+    Portcullis__Heartbeat hb = PORTCULLIS__HEARTBEAT__INIT;
+    envelope_t env = PORTCULLIS__ENVELOPE__INIT;
+
+    hb.sent_ms = wall_ms();
+    env.body_case = PORTCULLIS__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    s_peer_send(c, pe, &env);
+}
+
 /* cmdroute's way to a child: only a connected one is sent to. */
 static int s_command_send(void *arg, int64_t child_id, const envelope_t *env)
 {
@@ -150,47 +241,235 @@ static int s_command_send(void *arg, int64_t child_id, const envelope_t *env)
     return 0;
 }
 
-static void s_peer_db(cluster_t *c, struct peer *pe, const char *sql, const char *arg)
-{
-    char idtxt[32], err[512];
-    const char *p[] = { idtxt, arg };
+/* --- children's state, written in batches (R10.1) ------------------------------------------ */
 
-    if (!s_db_ok(c))
-        return;
-    snprintf(idtxt, sizeof idtxt, "%" PRId64, pe->id);
-    if (db_exec(c->db, sql, arg != NULL ? 2 : 1, p, err, sizeof err) != 0)
-        log_err("child %s: %s", pe->name, err);
+static void s_state_clear(struct peer_state *st)
+{
+    free(st->software_version);
+    free(st->error);
+    free(st->health);
+    memset(st, 0, sizeof *st);
+    st->connected = -1;
+    st->applied = -1;
+}
+
+static void s_set_text(char **field, const char *v)
+{
+    free(*field);
+    *field = v != NULL ? xstrdup(v) : NULL;
+}
+
+static void s_event(cluster_t *c, struct peer *pe, bool down, const char *text)
+{
+    if (c->nevents == 0)
+        c->events_since = now_ms(); /* R10.2: a storm falls into one window */
+    if (c->nevents == c->capevents) {
+        c->capevents = c->capevents ? 2 * c->capevents : 16;
+        c->events = xrealloc(c->events, c->capevents * sizeof *c->events);
+    }
+    c->events[c->nevents].child_id = pe->id;
+    c->events[c->nevents].down = down;
+    strlcpy_p(c->events[c->nevents].name, pe->name, sizeof c->events[0].name);
+    strlcpy_p(c->events[c->nevents].text, text, sizeof c->events[0].text);
+    c->nevents++;
 }
 
 static void s_peer_up(cluster_t *c, struct peer *pe)
 {
-    char idtxt[32], msg[256];
+    char msg[160];
 
     if (pe->up)
         return;
     pe->up = true;
     log_info("child up name=%s address=%s", pe->name, pe->address);
-    s_peer_db(c, pe, "UPDATE children SET connected = true, last_seen = now(), address = $2 "
-                     "WHERE id = $1::bigint", pe->address);
+    pe->st.dirty = pe->st.seen = pe->st.address = true;
+    pe->st.connected = 1;
     pe->last_seen_write_ms = now_ms();
-    snprintf(idtxt, sizeof idtxt, "%" PRId64, pe->id);
     snprintf(msg, sizeof msg, "child %s up from %s", pe->name, pe->address);
-    if (s_db_ok(c))
-        db_event(c->db, "cluster", "info", idtxt, msg);
+    s_event(c, pe, false, msg);
 }
 
 static void s_peer_down(cluster_t *c, struct peer *pe, uint64_t silent_ms)
 {
-    char idtxt[32], msg[256], subject[160];
+    char msg[160];
 
     pe->up = false;
     log_warn("child down name=%s address=%s silent_ms=%" PRIu64, pe->name, pe->address, silent_ms);
-    s_peer_db(c, pe, "UPDATE children SET connected = false WHERE id = $1::bigint", NULL);
-    snprintf(idtxt, sizeof idtxt, "%" PRId64, pe->id);
+    pe->st.dirty = true;
+    pe->st.connected = 0;
     snprintf(msg, sizeof msg, "child %s down: no contact for %" PRIu64 " ms", pe->name, silent_ms);
-    snprintf(subject, sizeof subject, "Portcullis: child %s is down", pe->name);
-    if (s_db_ok(c))
-        db_event_notify(c->db, "cluster", "warning", idtxt, msg, subject);
+    s_event(c, pe, true, msg);
+}
+
+struct flush {
+    char *rows;                    /* JSON array of the changed children */
+    struct cluster_event *events;
+    size_t nevents;
+    cluster_t *c;
+};
+
+static const char s_sql_state[] =
+    "UPDATE children c SET "
+    " last_seen = CASE WHEN v.seen THEN now() ELSE c.last_seen END, "
+    " connected = coalesce(v.connected, c.connected), "
+    " address = coalesce(v.address, c.address), "
+    " software_version = coalesce(v.software_version, c.software_version), "
+    " applied_config_version = CASE WHEN v.applied IS NULL THEN c.applied_config_version "
+    "   WHEN v.applied = 0 THEN NULL ELSE v.applied END, "
+    " config_error = CASE WHEN v.error_set THEN v.error ELSE c.config_error END, "
+    " last_health = coalesce(v.health, c.last_health), "
+    " last_health_at = CASE WHEN v.health IS NULL THEN c.last_health_at ELSE now() END "
+    "FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, seen boolean, connected boolean, "
+    " address text, software_version text, applied bigint, error_set boolean, error text, "
+    " health jsonb) "
+    "WHERE c.id = v.id";
+
+/* One event per child, or — when many fell (or came back) at once — one naming them. */
+static bool s_flush_events(PGconn *db, const struct flush *f, bool down)
+{
+    size_t n = 0, listed = 0;
+    char idtxt[32], msg[2048], subject[160];
+    size_t off;
+
+    for (size_t i = 0; i < f->nevents; i++)
+        n += f->events[i].down == down;
+    if (n == 0)
+        return true;
+    if (n <= CLUSTER_EVENTS_SINGLE_MAX) {
+        for (size_t i = 0; i < f->nevents; i++) {
+            const struct cluster_event *e = &f->events[i];
+            int rc;
+            if (e->down != down)
+                continue;
+            snprintf(idtxt, sizeof idtxt, "%" PRId64, e->child_id);
+            if (down) {
+                snprintf(subject, sizeof subject, "Portcullis: child %s is down", e->name);
+                rc = db_event_notify(db, "cluster", "warning", idtxt, e->text, subject);
+            } else {
+                rc = db_event(db, "cluster", "info", idtxt, e->text);
+            }
+            if (rc != 0)
+                return false;
+        }
+        return true;
+    }
+    off = (size_t)snprintf(msg, sizeof msg, "%zu children %s at once:", n, down ? "down" : "up");
+    for (size_t i = 0; i < f->nevents && off < sizeof msg; i++) {
+        const struct cluster_event *e = &f->events[i];
+        if (e->down != down)
+            continue;
+        if (listed == CLUSTER_EVENT_NAMES_MAX) {
+            off += (size_t)snprintf(msg + off, sizeof msg - off, " and %zu more", n - listed);
+            break;
+        }
+        off += (size_t)snprintf(msg + off, sizeof msg - off, "%s %s", listed ? "," : "", e->name);
+        listed++;
+    }
+    if (!down)
+        return db_event(db, "cluster", "info", NULL, msg) == 0;
+    snprintf(subject, sizeof subject, "Portcullis: %zu children are down", n);
+    return db_event_notify(db, "cluster", "warning", NULL, msg, subject) == 0;
+}
+
+static bool s_flush_run(PGconn *db, void *arg)
+{
+    struct flush *f = arg;
+    const char *p[] = { f->rows };
+    char err[512];
+
+    if (f->rows != NULL && db_exec(db, s_sql_state, 1, p, err, sizeof err) != 0) {
+        log_err("children's state not written: %s", err);
+        return false;
+    }
+    free(f->rows); /* written: a retry after a failed event must not write it twice */
+    f->rows = NULL;
+    if (!s_flush_events(db, f, true) || !s_flush_events(db, f, false)) {
+        log_err("cluster events not written: %s", PQerrorMessage(db));
+        return false;
+    }
+    return true;
+}
+
+static void s_flush_done(void *arg, bool ok)
+{
+    struct flush *f = arg;
+
+    if (!ok)
+        log_err("children's state dropped at stop: the database was unavailable");
+    f->c->writing = false;
+    free(f->rows);
+    free(f->events);
+    free(f);
+}
+
+static json_t *s_state_json(const struct peer *pe)
+{
+    const struct peer_state *st = &pe->st;
+    json_t *o = json_pack("{s:I,s:b}", "id", (json_int_t)pe->id, "seen", st->seen);
+
+    if (st->connected >= 0)
+        json_object_set_new(o, "connected", json_boolean(st->connected));
+    if (st->address)
+        json_object_set_new(o, "address", json_string(pe->address));
+    if (st->software_version != NULL)
+        json_object_set_new(o, "software_version", json_string(st->software_version));
+    if (st->applied >= 0)
+        json_object_set_new(o, "applied", json_integer((json_int_t)st->applied));
+    if (st->error_set) {
+        json_object_set_new(o, "error_set", json_true());
+        json_object_set_new(o, "error", st->error != NULL ? json_string(st->error) : json_null());
+    }
+    if (st->health != NULL) {
+        json_error_t je;
+        json_t *h = json_loads(st->health, 0, &je);
+        if (h != NULL)
+            json_object_set_new(o, "health", h);
+    }
+    return o;
+}
+
+/* Hands every changed child's state and the waiting events to the writer: one statement for
+ * all of them. One flush at a time; while one is with the writer, changes accumulate. */
+static void s_flush(cluster_t *c, bool force)
+{
+    json_t *rows;
+    struct flush *f;
+    bool events;
+
+    if (c->writing || (!force && now_ms() < c->next_flush_ms))
+        return;
+    events = c->nevents > 0 && (force || now_ms() >= c->events_since + CLUSTER_EVENT_WINDOW_MS);
+    c->next_flush_ms = now_ms() + CLUSTER_FLUSH_MS;
+    rows = json_array();
+    for (size_t i = 0; i < c->npeers; i++) {
+        struct peer *pe = &c->peers[i];
+        if (!pe->st.dirty)
+            continue;
+        json_array_append_new(rows, s_state_json(pe));
+        s_state_clear(&pe->st);
+    }
+    if (json_array_size(rows) == 0 && !events) {
+        json_decref(rows);
+        return;
+    }
+    f = xcalloc(1, sizeof *f);
+    f->c = c;
+    f->rows = json_array_size(rows) > 0 ? json_dumps(rows, JSON_COMPACT) : NULL;
+    json_decref(rows);
+    if (events) {
+        f->events = c->events;
+        f->nevents = c->nevents;
+        c->events = NULL;
+        c->nevents = c->capevents = 0;
+    }
+    if (!dbthread_post(c->writer, s_flush_run, s_flush_done, f)) {
+        log_err("children's state not queued (the writer is stopping)");
+        free(f->rows);
+        free(f->events);
+        free(f);
+        return;
+    }
+    c->writing = true;
 }
 
 /* --- configuration snapshots -------------------------------------------------------------- */
@@ -491,31 +770,93 @@ static json_t *s_health_json(const Portcullis__Health *h)
     return o;
 }
 
-/* Committed, then acknowledged; without the database nothing is acknowledged and the child
+/* A report batch on its way to the ingest thread (R7.3, R10.1): committed there, then
+ * acknowledged from the loop; without the database nothing is acknowledged and the child
  * sends the batch again later. */
-static void s_reports(cluster_t *c, struct peer *pe, const Portcullis__ReportBatch *b)
-{
-    Portcullis__ReportAck a = PORTCULLIS__REPORT_ACK__INIT;
-    envelope_t out = PORTCULLIS__ENVELOPE__INIT;
-    char err[512];
+struct ingest_job {
+    cluster_t *c;
+    int64_t child_id;
+    char name[64];
+    uint8_t *raw;        /* the packed Envelope, unpacked in the ingest thread */
+    size_t rawlen;
+    envelope_t *env;
     uint64_t up_to;
+    bool bad;            /* undecodable: dropped, never acknowledged */
+    char err[512];
+};
 
-    if (!s_db_ok(c)) {
-        log_warn("reports from child %s not stored: database unavailable (the child keeps them)",
-                 pe->name);
+static bool s_ingest_run(PGconn *db, void *arg)
+{
+    struct ingest_job *j = arg;
+
+    if (j->env == NULL && !j->bad) {
+        j->env = wire_unpack(j->raw, j->rawlen);
+        free(j->raw);
+        j->raw = NULL;
+        if (j->env == NULL || j->env->body_case != PORTCULLIS__ENVELOPE__BODY_REPORT_BATCH) {
+            j->bad = true;
+            snprintf(j->err, sizeof j->err, "undecodable report batch; dropped");
+        }
+    }
+    if (j->bad)
+        return true; /* nothing the database can do: answered in done */
+    if (ingest_batch(j->c->ingest, db, j->child_id, j->name, j->env->report_batch, &j->up_to,
+                     j->err, sizeof j->err) != 0) {
+        j->up_to = 0;
+        return false;
+    }
+    return true;
+}
+
+static void s_ingest_done(void *arg, bool ok)
+{
+    struct ingest_job *j = arg;
+    struct peer *pe = s_peer_find(j->c, j->child_id);
+
+    if (j->bad)
+        log_warn("child %s: %s", j->name, j->err);
+    else if (!ok)
+        log_err("reports from child %s not stored (the child keeps them): %s", j->name,
+                j->err[0] != '\0' ? j->err : "database unavailable");
+    else if (j->up_to != 0 && pe != NULL && pe->up) {
+        Portcullis__ReportAck a = PORTCULLIS__REPORT_ACK__INIT;
+        envelope_t out = PORTCULLIS__ENVELOPE__INIT;
+        a.spool_epoch = j->env->report_batch->spool_epoch;
+        a.up_to_seq = j->up_to;
+        out.body_case = PORTCULLIS__ENVELOPE__BODY_REPORT_ACK;
+        out.report_ack = &a;
+        s_peer_send(j->c, pe, &out);
+    }
+    wire_free(&j->env);
+    free(j->raw);
+    free(j);
+}
+
+/* A packed ReportBatch envelope to the ingest thread, which decodes it (the loop does not
+ * spend its time on 500-record batches), if it has room. */
+static void s_reports(cluster_t *c, struct peer *pe, const void *raw, size_t len)
+{
+    struct ingest_job *j = xcalloc(1, sizeof *j);
+
+    j->c = c;
+    j->child_id = pe->id;
+    strlcpy_p(j->name, pe->name, sizeof j->name);
+    j->raw = xmalloc(len);
+    memcpy(j->raw, raw, len);
+    j->rawlen = len;
+    if (!dbthread_post(c->ingester, s_ingest_run, s_ingest_done, j)) {
+        free(j->raw);
+        free(j);
+        c->ingest_refused++;
+        if (now_ms() - c->ingest_refused_log_ms >= 10000) {
+            log_warn("report batches not taken: %" PRIu64 " while %d wait for the database "
+                     "(their children send them again)", c->ingest_refused,
+                     CLUSTER_INGEST_QUEUE_MAX);
+            c->ingest_refused = 0;
+            c->ingest_refused_log_ms = now_ms();
+        }
         return;
     }
-    if (ingest_batch(c->ingest, c->db, pe->id, pe->name, b, &up_to, err, sizeof err) != 0) {
-        log_err("reports from child %s not stored (the child keeps them): %s", pe->name, err);
-        return;
-    }
-    if (up_to == 0)
-        return;
-    a.spool_epoch = b->spool_epoch;
-    a.up_to_seq = up_to;
-    out.body_case = PORTCULLIS__ENVELOPE__BODY_REPORT_ACK;
-    out.report_ack = &a;
-    s_peer_send(c, pe, &out);
 }
 
 /* R2.3/R2.4: a child switched its scan method by itself. Recorded like an administrator's
@@ -523,41 +864,41 @@ static void s_reports(cluster_t *c, struct peer *pe, const Portcullis__ReportBat
  * method is in force) plus a system event, the admin notification. */
 static void s_child_message(cluster_t *c, struct peer *pe, const envelope_t *env)
 {
-    char v[32];
-
     switch (env->body_case) {
     case PORTCULLIS__ENVELOPE__BODY_HELLO:
         log_info("hello from child name=%s version=%s config_version=%" PRIu64, pe->name,
                  env->hello->software_version, env->hello->config_version);
-        snprintf(v, sizeof v, "%" PRIu64, env->hello->config_version);
-        s_peer_db(c, pe, "UPDATE children SET applied_config_version = NULLIF($2, '0')::bigint "
-                         "WHERE id = $1::bigint", v);
-        s_peer_db(c, pe, "UPDATE children SET software_version = $2 WHERE id = $1::bigint",
-                  env->hello->software_version);
+        pe->st.dirty = true;
+        pe->st.applied = (int64_t)(env->hello->config_version & INT64_MAX);
+        s_set_text(&pe->st.software_version, env->hello->software_version);
         s_peer_up(c, pe);
+        /* Always answered (R10.1): the snapshot, or a heartbeat saying "current", so a
+         * relinking child knows at once that its link is up. */
         if (env->hello->config_version != c->config_version && c->snapshot != NULL)
             s_peer_send_raw(c, pe, c->snapshot, c->snapshot_len);
+        else
+            s_peer_heartbeat(c, pe);
         break;
     case PORTCULLIS__ENVELOPE__BODY_CONFIG_APPLIED:
+        pe->st.dirty = true;
         if (env->config_applied->ok) {
             log_info("child %s applied configuration version=%" PRIu64, pe->name,
                      env->config_applied->version);
-            snprintf(v, sizeof v, "%" PRIu64, env->config_applied->version);
-            s_peer_db(c, pe, "UPDATE children SET applied_config_version = $2::bigint, "
-                             "config_error = NULL WHERE id = $1::bigint", v);
+            pe->st.applied = (int64_t)(env->config_applied->version & INT64_MAX);
+            pe->st.error_set = true;
+            s_set_text(&pe->st.error, NULL);
         } else {
             log_warn("child %s refused configuration version=%" PRIu64 ": %s", pe->name,
                      env->config_applied->refused_version, env->config_applied->error);
-            s_peer_db(c, pe, "UPDATE children SET config_error = $2 WHERE id = $1::bigint",
-                      env->config_applied->error);
+            pe->st.error_set = true;
+            s_set_text(&pe->st.error, env->config_applied->error);
         }
         break;
     case PORTCULLIS__ENVELOPE__BODY_HEALTH: {
         json_t *j = s_health_json(env->health);
-        char *txt = json_dumps(j, JSON_COMPACT);
-        s_peer_db(c, pe, "UPDATE children SET last_health = $2::jsonb, last_health_at = now() "
-                         "WHERE id = $1::bigint", txt);
-        free(txt);
+        free(pe->st.health);
+        pe->st.health = json_dumps(j, JSON_COMPACT);
+        pe->st.dirty = true;
         json_decref(j);
         break;
     }
@@ -575,8 +916,7 @@ static void s_child_message(cluster_t *c, struct peer *pe, const envelope_t *env
         if (s_db_ok(c))
             cmdroute_reply(c->cmds, c->db, pe->id, pe->name, env->command_reply);
         break;
-    case PORTCULLIS__ENVELOPE__BODY_REPORT_BATCH:
-        s_reports(c, pe, env->report_batch);
+    case PORTCULLIS__ENVELOPE__BODY_REPORT_BATCH: /* not unpacked here: see s_router_input */
         break;
     default:
         log_warn("child %s sent an unexpected %s message; ignored", pe->name, wire_body_name(env));
@@ -593,6 +933,7 @@ static void s_router_input(cluster_t *c)
     int64_t id;
     struct peer *pe;
     envelope_t *env;
+    bool batch;
 
     for (int budget = 0; budget < 1000; budget++) {
         int r = s_recv(c->router, rid, &ridlen, &payload);
@@ -602,16 +943,19 @@ static void s_router_input(cluster_t *c)
             continue;
         s_meta(&payload, "User-Id", user, sizeof user);
         s_meta(&payload, "Peer-Address", address, sizeof address);
-        env = wire_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
-        zmq_msg_close(&payload);
-        if (parse_int64(user, &id) != 0 || env == NULL) {
+        batch = wire_peek_body(zmq_msg_data(&payload), zmq_msg_size(&payload)) ==
+                PORTCULLIS__ENVELOPE__BODY_REPORT_BATCH;
+        env = batch ? NULL : wire_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload));
+        if (parse_int64(user, &id) != 0 || (env == NULL && !batch)) {
             log_warn("undecodable message from %s (user=%s); dropped", address, user);
+            zmq_msg_close(&payload);
             wire_free(&env);
             continue;
         }
         pe = s_peer_find(c, id);
         if (pe == NULL && (!s_db_ok(c) || (pe = s_peer_add(c, id)) == NULL)) {
             /* Removed after it connected, or the database is away: ignore until it is back. */
+            zmq_msg_close(&payload);
             wire_free(&env);
             continue;
         }
@@ -619,7 +963,7 @@ static void s_router_input(cluster_t *c)
         pe->ridlen = ridlen;
         strlcpy_p(pe->address, address, sizeof pe->address);
         pe->last_rx_ms = now_ms();
-        if (!pe->up && env->body_case != PORTCULLIS__ENVELOPE__BODY_HELLO) {
+        if (!pe->up && (batch || env->body_case != PORTCULLIS__ENVELOPE__BODY_HELLO)) {
             /* Back after a silence without a Hello (link resumed): treat as up again and make
              * sure it runs the current configuration. */
             s_peer_up(c, pe);
@@ -627,11 +971,15 @@ static void s_router_input(cluster_t *c)
                 s_peer_send_raw(c, pe, c->snapshot, c->snapshot_len);
         }
         if (pe->up && now_ms() - pe->last_seen_write_ms >= CLUSTER_SEEN_WRITE_MS) {
-            s_peer_db(c, pe, "UPDATE children SET last_seen = now(), connected = true "
-                             "WHERE id = $1::bigint", NULL);
+            pe->st.dirty = pe->st.seen = true;
+            pe->st.connected = 1;
             pe->last_seen_write_ms = now_ms();
         }
-        s_child_message(c, pe, env);
+        if (batch)
+            s_reports(c, pe, zmq_msg_data(&payload), zmq_msg_size(&payload));
+        else
+            s_child_message(c, pe, env);
+        zmq_msg_close(&payload);
         wire_free(&env);
     }
 }
@@ -685,8 +1033,6 @@ static void s_enrol_input(cluster_t *c)
 static void s_tick(cluster_t *c)
 {
     uint64_t now = now_ms();
-    Portcullis__Heartbeat hb = PORTCULLIS__HEARTBEAT__INIT;
-    envelope_t env = PORTCULLIS__ENVELOPE__INIT;
 
     /* NOTIFY is the fast path; this catches versions made while we were disconnected. */
     if (s_snapshot_refresh(c))
@@ -695,9 +1041,6 @@ static void s_tick(cluster_t *c)
         cmdroute_dispatch(c->cmds, c->db); /* a NOTIFY lost with a reconnect */
         cmdroute_tick(c->cmds, c->db);
     }
-    hb.sent_ms = wall_ms();
-    env.body_case = PORTCULLIS__ENVELOPE__BODY_HEARTBEAT;
-    env.heartbeat = &hb;
     for (size_t i = 0; i < c->npeers; i++) {
         struct peer *pe = &c->peers[i];
         if (!pe->up)
@@ -707,7 +1050,7 @@ static void s_tick(cluster_t *c)
             continue;
         }
         if (now - pe->last_tx_ms >= LINK_HEARTBEAT_MS)
-            s_peer_send(c, pe, &env);
+            s_peer_heartbeat(c, pe);
     }
 }
 
@@ -719,7 +1062,10 @@ cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errl
 
     c->opt = opt;
     c->ctx = zmq_ctx_new();
-    c->ingest = ingest_new();
+    /* Two I/O threads: CURVE handshakes and per-message crypto of thousands of children
+     * are spread over both cores, off this loop (R10.1). */
+    zmq_ctx_set(c->ctx, ZMQ_IO_THREADS, CLUSTER_IO_THREADS);
+    c->ingest = ingest_new(); /* used by the ingest thread only */
     c->cmds = cmdroute_new(s_command_send, c);
     if (!zmq_has("curve")) {
         snprintf(err, errlen, "this libzmq has no CURVE support; install a libzmq built with libsodium");
@@ -750,6 +1096,12 @@ cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errl
     s_snapshot_refresh(c);
     if ((c->reconcile = reconcile_sched_start(opt->dsn, err, errlen)) == NULL)
         goto fail;
+    /* The writer retries a failed flush (the state waits in memory meanwhile); a failed
+     * ingest is not retried there: the batch is not acknowledged and the child sends it again. */
+    if ((c->writer = dbthread_start(opt->dsn, "cluster writer", 1, true, err, errlen)) == NULL ||
+        (c->ingester = dbthread_start(opt->dsn, "report ingest", CLUSTER_INGEST_QUEUE_MAX, false,
+                                      err, errlen)) == NULL)
+        goto fail;
     return c;
 fail:
     cluster_free(&c);
@@ -761,15 +1113,18 @@ void cluster_run(cluster_t *c, volatile sig_atomic_t *stop)
     uint64_t next_tick = now_ms();
 
     while (!*stop) {
-        zmq_pollitem_t items[4] = {
+        zmq_pollitem_t items[6] = {
             { c->router, 0, ZMQ_POLLIN, 0 },
             { c->enrol, 0, ZMQ_POLLIN, 0 },
             { c->zap, 0, ZMQ_POLLIN, 0 },
+            { NULL, dbthread_fd(c->writer), ZMQ_POLLIN, 0 },
+            { NULL, dbthread_fd(c->ingester), ZMQ_POLLIN, 0 },
             { NULL, c->db != NULL ? PQsocket(c->db) : -1, ZMQ_POLLIN, 0 },
         };
-        int nitems = c->db != NULL ? 4 : 3;
+        int nitems = c->db != NULL ? 6 : 5;
         uint64_t now = now_ms();
-        long timeout = next_tick > now ? (long)(next_tick - now) : 0;
+        uint64_t wake = next_tick < c->next_flush_ms || c->writing ? next_tick : c->next_flush_ms;
+        long timeout = wake > now ? (long)(wake - now) : 0;
 
         if (zmq_poll(items, nitems, timeout) < 0) {
             if (errno == EINTR)
@@ -783,8 +1138,13 @@ void cluster_run(cluster_t *c, volatile sig_atomic_t *stop)
             s_enrol_input(c);
         if (items[0].revents & ZMQ_POLLIN)
             s_router_input(c);
-        if (nitems == 4 && (items[3].revents & ZMQ_POLLIN))
+        if (items[3].revents & ZMQ_POLLIN)
+            dbthread_complete(c->writer);
+        if (items[4].revents & ZMQ_POLLIN)
+            dbthread_complete(c->ingester);
+        if (nitems == 6 && (items[5].revents & ZMQ_POLLIN))
             s_db_input(c);
+        s_flush(c, false);
         if (now_ms() >= next_tick) {
             s_tick(c);
             next_tick = now_ms() + CLUSTER_TICK_MS;
@@ -799,6 +1159,20 @@ void cluster_free(cluster_t **cp)
     if (cp == NULL || (c = *cp) == NULL)
         return;
     reconcile_sched_stop(&c->reconcile); /* first: its commands need this loop no longer */
+    /* What was received is written before the children are marked disconnected. */
+    dbthread_stop(&c->ingester);
+    if (c->writer != NULL) {
+        for (int round = 0; round < 2; round++) { /* the flush in progress, then the rest */
+            while (c->writing) {
+                struct pollfd pfd = { .fd = dbthread_fd(c->writer), .events = POLLIN };
+                if (poll(&pfd, 1, CLUSTER_STOP_WAIT_MS) <= 0)
+                    break; /* the database is away: the stop fails what is left */
+                dbthread_complete(c->writer);
+            }
+            s_flush(c, true);
+        }
+        dbthread_stop(&c->writer);
+    }
     if (c->db != NULL) {
         /* A clean stop: children will be judged by their silence, but say so now. */
         char err[256];
@@ -814,7 +1188,11 @@ void cluster_free(cluster_t **cp)
     db_close(&c->db);
     ingest_free(&c->ingest);
     cmdroute_free(&c->cmds);
+    for (size_t i = 0; i < c->npeers; i++)
+        s_state_clear(&c->peers[i].st);
     free(c->peers);
+    free(c->slots);
+    free(c->events);
     free(c->snapshot);
     free(c);
     *cp = NULL;

@@ -1,0 +1,77 @@
+"""A parent that holds a fleet (R10.1, R10.2), with simulated children: tests/fleet_sim (the
+bench's simulator, tests/bench/fleet_sim.c) speaks the real protocol — CURVE, Hello,
+ConfigApplied, heartbeats, Health, ReportBatches paced by ReportAcks — from one process, so a
+test can have many children. One parent and database for the module."""
+
+import os
+import subprocess
+
+import pytest
+
+from harness import Parent, wait_until
+from cluster import BIN_DIR
+
+SIM = os.path.join(os.path.dirname(BIN_DIR), "tests", "fleet_sim")
+
+
+@pytest.fixture(scope="module")
+def parent(module_dir, pg):
+    pg.reset_database()
+    p = Parent(module_dir, pg.dsn)
+    p.start()
+    yield p
+    p.stop()
+
+
+def _sim(parent, pg, k, seconds, prefix, reports=False):
+    key = open(os.path.join(parent.state_dir, "parent.pub")).read().strip()
+    cmd = [SIM, "--endpoint", parent.cluster_endpoint, "--server-key", key, "--dsn", pg.dsn,
+           "-k", str(k), "--seconds", str(seconds), "--prefix", prefix]
+    if reports:
+        cmd += ["--reports", "--batch", "50"]
+    cp = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+    assert cp.returncode == 0, cp.stderr
+    return dict(kv.split("=", 1) for kv in cp.stdout.split())
+
+
+def test_r10_1_reports_acknowledged_after_commit_none_twice(parent, pg):
+    """R10.1: 20 children reporting as fast as acknowledgements allow: every child links and
+    applies the configuration, none loses its link, every acknowledged record is in
+    message_log (acknowledged ≤ stored) and none is stored twice; the loop answered every
+    Hello with the snapshot."""
+    r = _sim(parent, pg, 20, 6, "ackt", reports=True)
+    assert r["configs"] == "20", r
+    assert r["links_dropped"] == "0", r
+    assert int(r["acked_records"]) > 0, r
+    assert int(r["acked_records"]) <= int(r["rows"]), r
+    assert r["rows"] == r["distinct"], r
+    rows = pg.query("SELECT count(*) FROM children WHERE name LIKE 'ackt-%' "
+                    "AND applied_config_version IS NOT NULL AND last_health IS NOT NULL")
+    assert rows[0][0] == 20, rows
+    # their links end with the simulator: the down event of that storm is written before the
+    # next test makes its own
+    wait_until(lambda: pg.query("SELECT 1 FROM events WHERE message LIKE "
+                                "'20 children down at once:%'"), 30, "the 20 children's down event")
+
+
+def test_r10_2_many_children_down_one_event_one_mail(parent, pg):
+    """R10.2: twelve children that fall silent at once (the simulator exits; the parent sees
+    them go over about two seconds, as their heartbeats were spread) become one "12 children
+    down at once" event naming them and one notification mail, not twelve; the state of each
+    is still recorded (connected = false)."""
+    before = pg.query("SELECT count(*) FROM notifications")[0][0]
+    mark = parent.proc.log_mark()
+    _sim(parent, pg, 12, 3, "storm")
+    wait_until(lambda: pg.query("SELECT count(*) FROM children WHERE name LIKE 'storm-%' "
+                                "AND NOT connected")[0][0] == 12, 30,
+               "the twelve children marked down")
+    parent.proc.wait_for_log(r"child down name=storm-00011", 5, since=mark)
+    ev = wait_until(lambda: pg.query("SELECT severity, message FROM events WHERE message LIKE "
+                                     "'%children down at once%storm-%'") or None, 10,
+                    "the aggregated down event")
+    assert len(ev) == 1 and ev[0][0] == "warning", ev
+    assert ev[0][1].startswith("12 children down at once:"), ev
+    assert all(f"storm-{i:05d}" in ev[0][1] for i in range(12)), ev
+    assert not pg.query("SELECT 1 FROM events WHERE message LIKE 'child storm-%down%'")
+    notes = pg.query("SELECT subject FROM notifications ORDER BY id")[before:]
+    assert [n[0] for n in notes if "down" in n[0]] == ["Portcullis: 12 children are down"], notes
