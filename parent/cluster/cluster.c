@@ -384,8 +384,11 @@ static bool s_flush_run(PGconn *db, void *arg)
     free(f->rows); /* written: a retry after a failed event must not write it twice */
     f->rows = NULL;
     if (!s_flush_events(db, f, true) || !s_flush_events(db, f, false)) {
-        log_err("cluster events not written: %s", PQerrorMessage(db));
-        return false;
+        if (PQstatus(db) != CONNECTION_OK)
+            return false; /* the database went: the writer tries again */
+        /* refused by the database itself: trying again would refuse again and hold every
+         * later state write behind it */
+        log_err("cluster events dropped: %s", PQerrorMessage(db));
     }
     return true;
 }

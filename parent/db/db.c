@@ -91,7 +91,7 @@ int db_event(PGconn *c, const char *category, const char *severity, const char *
     char err[512];
 
     if (db_exec(c, "INSERT INTO events (category, severity, child_id, message) "
-                   "VALUES ($1, $2, $3::bigint, $4)", 4, p, err, sizeof err) != 0) {
+                   "VALUES ($1, $2, (SELECT id FROM children WHERE id = $3::bigint), $4)", 4, p, err, sizeof err) != 0) {
         log_err("event not recorded category=%s message=\"%s\": %s", category, message, err);
         return -1;
     }
@@ -105,9 +105,10 @@ int db_event_notify(PGconn *c, const char *category, const char *severity, const
     char err[512];
 
     if (db_exec(c, "WITH ev AS (INSERT INTO events (category, severity, child_id, message) "
-                   "  VALUES ($1, $2, $3::bigint, $4) RETURNING id), "
+                   "  VALUES ($1, $2, (SELECT id FROM children WHERE id = $3::bigint), $4) "
+                   "  RETURNING id, child_id), "
                    "n AS (INSERT INTO notifications (event_id, child_id, subject, body) "
-                   "  SELECT id, $3::bigint, left($5, 200), left($4, 65536) FROM ev RETURNING id) "
+                   "  SELECT id, child_id, left($5, 200), left($4, 65536) FROM ev RETURNING id) "
                    "SELECT pg_notify('portcullis_notify', '') FROM n",
                 5, p, err, sizeof err) != 0) {
         log_err("event not recorded category=%s message=\"%s\": %s", category, message, err);

@@ -30,6 +30,7 @@ void db_rollback(PGconn *c);
 /* Records an event (category 'system', 'cluster', …); child_id may be NULL. Logged on error. */
 int db_event(PGconn *c, const char *category, const char *severity, const char *child_id,
              const char *message);
+/* (An event naming a child that no longer exists is recorded without it.) */
 /* The same, and a notification mail to the administrator (table notifications, sent by the
  * notifier thread: parent/sched/notify.c) with this subject and the message as its body,
  * in one statement; NOTIFY portcullis_notify wakes the sender. */
