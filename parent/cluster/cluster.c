@@ -59,7 +59,7 @@ struct peer_state {
     int64_t applied;           /* -1 unchanged, 0 none (NULL), else the version */
     bool error_set;
     char *error;               /* with error_set: NULL clears config_error */
-    char *health;              /* JSON text; NULL unchanged */
+    json_t *health;            /* the last Health; NULL unchanged */
 };
 
 struct peer {
@@ -247,7 +247,7 @@ static void s_state_clear(struct peer_state *st)
 {
     free(st->software_version);
     free(st->error);
-    free(st->health);
+    json_decref(st->health);
     memset(st, 0, sizeof *st);
     st->connected = -1;
     st->applied = -1;
@@ -422,12 +422,8 @@ static json_t *s_state_json(const struct peer *pe)
         json_object_set_new(o, "error_set", json_true());
         json_object_set_new(o, "error", st->error != NULL ? json_string(st->error) : json_null());
     }
-    if (st->health != NULL) {
-        json_error_t je;
-        json_t *h = json_loads(st->health, 0, &je);
-        if (h != NULL)
-            json_object_set_new(o, "health", h);
-    }
+    if (st->health != NULL)
+        json_object_set(o, "health", st->health);
     return o;
 }
 
@@ -898,11 +894,9 @@ static void s_child_message(cluster_t *c, struct peer *pe, const envelope_t *env
         }
         break;
     case PORTCULLIS__ENVELOPE__BODY_HEALTH: {
-        json_t *j = s_health_json(env->health);
-        free(pe->st.health);
-        pe->st.health = json_dumps(j, JSON_COMPACT);
+        json_decref(pe->st.health); /* a newer one replaces an unwritten one */
+        pe->st.health = s_health_json(env->health);
         pe->st.dirty = true;
-        json_decref(j);
         break;
     }
     case PORTCULLIS__ENVELOPE__BODY_HEARTBEAT:

@@ -205,16 +205,6 @@ bool dbthread_post(dbthread_t *t, dbthread_run_fn run, dbthread_done_fn done, vo
     return true;
 }
 
-size_t dbthread_pending(dbthread_t *t)
-{
-    size_t n;
-
-    pthread_mutex_lock(&t->mu);
-    n = t->pending;
-    pthread_mutex_unlock(&t->mu);
-    return n;
-}
-
 void dbthread_complete(dbthread_t *t)
 {
     struct job *j;

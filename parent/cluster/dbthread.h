@@ -27,8 +27,6 @@ dbthread_t *dbthread_start(const char *dsn, const char *name, size_t queue_max, 
 int dbthread_fd(const dbthread_t *t);
 /* Queues a job; false (nothing queued) when queue_max jobs wait already: back-pressure. */
 bool dbthread_post(dbthread_t *t, dbthread_run_fn run, dbthread_done_fn done, void *arg);
-/* Jobs queued or running. */
-size_t dbthread_pending(dbthread_t *t);
 /* Runs the done callbacks of finished jobs. */
 void dbthread_complete(dbthread_t *t);
 /* Runs what is queued (a job failing then fails at once), joins the thread and runs the last

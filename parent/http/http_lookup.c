@@ -21,11 +21,11 @@
 #include "curl_loop.h"
 #include "log.h"
 #include "lookup_auth.h"
+#include "settings.h"
 #include "sps/sps_request.h"
 #include "util.h"
 
 #define LOOKUP_COUNT_TTL_MS 5000 /* /v1/health reuses a hash count this young */
-#define LOOKUP_RATE_TIMEOUT_DEFAULT_MS 1500
 
 struct cred {
     char name[LOOKUP_NAME_MAX + 1];
@@ -59,23 +59,9 @@ struct rate {
     struct rate *prev, *next;
 };
 
-static void s_reply_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
-{
-    struct evbuffer *out = evbuffer_new();
-    char *text = json_dumps(j, JSON_COMPACT);
-
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    if (text != NULL)
-        evbuffer_add(out, text, strlen(text));
-    evhttp_send_reply(req, code, reason, out);
-    evbuffer_free(out);
-    free(text);
-    json_decref(j);
-}
-
 static void s_reply_unavailable(struct evhttp_request *req)
 {
-    s_reply_json(req, 503, "Service Unavailable", json_pack("{s:s}", "status", "database unavailable"));
+    https_reply_json(req, 503, "Service Unavailable", json_pack("{s:s}", "status", "database unavailable"));
 }
 
 static const char *s_peer(struct evhttp_request *req)
@@ -306,7 +292,7 @@ static void s_lookup(struct svc *sv, struct evhttp_request *req)
     }
     free(hits);
     PQclear(r);
-    s_reply_json(req, 200, "OK", json_pack("{s:o}", "verdicts", list));
+    https_reply_json(req, 200, "OK", json_pack("{s:o}", "verdicts", list));
 }
 
 static void s_health(struct svc *sv, struct evhttp_request *req)
@@ -323,7 +309,7 @@ static void s_health(struct svc *sv, struct evhttp_request *req)
         sv->count_at = now_ms();
         PQclear(r);
     }
-    s_reply_json(req, 200, "OK", json_pack("{s:s,s:I}", "status", "ok", "hashes", (json_int_t)sv->count));
+    https_reply_json(req, 200, "OK", json_pack("{s:s,s:I}", "status", "ok", "hashes", (json_int_t)sv->count));
 }
 
 /* --- POST /v1/rate: the rating service, asked on the child's behalf ------------------------------ */
@@ -475,16 +461,16 @@ static int s_rate_settings(struct svc *sv, char *url, size_t urllen, long *timeo
 
     if (r == NULL)
         return -1;
+    const struct setting_def *d = settings_def(SETTING_WRS_TIMEOUT_MS);
+    int64_t v;
+
     url[0] = '\0';
-    *timeout_ms = LOOKUP_RATE_TIMEOUT_DEFAULT_MS;
+    *timeout_ms = strtol(d->default_value, NULL, 10); /* the settings table's, not a copy */
     for (int i = 0; i < PQntuples(r); i++) {
         if (strcmp(PQgetvalue(r, i, 0), "service_url") == 0)
             strlcpy_p(url, PQgetvalue(r, i, 1), urllen);
-        else {
-            long v = strtol(PQgetvalue(r, i, 1), NULL, 10);
-            if (v >= 1 && v <= 60000)
-                *timeout_ms = v;
-        }
+        else if (parse_int64(PQgetvalue(r, i, 1), &v) == 0 && v >= d->min && v <= d->max)
+            *timeout_ms = (long)v;
     }
     PQclear(r);
     return 0;

@@ -378,12 +378,10 @@ const char *https_pin(const https_t *h) { return h->pin; }
 
 /* --- connections and routing ------------------------------------------------------------------ */
 
-void https_reply_error(struct evhttp_request *req, int code, const char *reason,
-                       const char *message)
+void https_reply_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
 {
     struct evbuffer *out = evbuffer_new();
-    json_t *j = json_pack("{s:s}", "error", message);
-    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL; /* messages may quote input */
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     if (text != NULL)
@@ -392,6 +390,13 @@ void https_reply_error(struct evhttp_request *req, int code, const char *reason,
     evbuffer_free(out);
     free(text);
     json_decref(j);
+}
+
+void https_reply_error(struct evhttp_request *req, int code, const char *reason,
+                       const char *message)
+{
+    /* escaped by jansson: messages may quote what the client sent */
+    https_reply_json(req, code, reason, json_pack("{s:s}", "error", message));
 }
 
 static struct conn *s_conn_find(https_t *h, struct evhttp_connection *evcon)

@@ -7,6 +7,7 @@
 #define PORTCULLIS_HTTPS_H
 
 #include <event2/http.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 
@@ -67,6 +68,8 @@ struct event_base *https_base(https_t *h);
 /* Registers / clears a cleanup for req's connection. */
 void https_conn_on_close(https_t *h, struct evhttp_request *req, https_close_fn fn, void *arg);
 void https_conn_forget(https_t *h, struct evhttp_connection *evcon);
+/* j as compact JSON with code; takes j (NULL: an empty body). */
+void https_reply_json(struct evhttp_request *req, int code, const char *reason, json_t *j);
 /* {"error": message} with code. */
 void https_reply_error(struct evhttp_request *req, int code, const char *reason,
                        const char *message);

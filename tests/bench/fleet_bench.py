@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Fleet benchmark (issue 12 point 4, R10.1, R10.2): a real parent and PostgreSQL (the
-integration harness, in /tmp), and tests/fleet_sim running K simulated children against it —
+"""Fleet benchmark (issue 12 point 4, R10.1, R10.2): a real PostgreSQL (the integration
+harness, in /tmp), and tests/fleet_sim running K simulated children against a real parent —
 first linking and taking the configuration, then reporting as fast as acknowledgements allow.
-Prints a Markdown table for docs/BENCHMARKS.md; never fails on a number.
-  usage: tests/bench/fleet_bench.sh [BUILD=build] [K ...]"""
+With several --bin LABEL=DIR the parents are measured side by side in one run: for each K,
+each parent in turn on a fresh database. Every tracking record is a new one (random message
+id, new sequence number): nothing is answered from a cache. Prints a Markdown table for
+docs/BENCHMARKS.md; never fails on a number.
+  usage: tests/bench/fleet_bench.sh [BUILD=build] [K ...]
+         fleet_bench.py --bin before=DIR --bin after=DIR --sim SIM [K ...]"""
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -16,12 +19,14 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
+import cluster  # noqa: E402
 from harness import Parent, PostgresServer  # noqa: E402
 
 
 def parse_args():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", required=True, help="build/bin")
+    p.add_argument("--bin", required=True, action="append",
+                   help="LABEL=DIR of a build's bin (or DIR); repeat to compare")
     p.add_argument("--sim", required=True, help="build/tests/fleet_sim")
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("k", nargs="*", type=int, default=[100, 1000, 3000])
@@ -55,39 +60,39 @@ def sim(args, parent, pg, k, reports, prefix):
 
 def main():
     args = parse_args()
-    os.environ["PORTCULLIS_BIN"] = os.path.abspath(args.bin)
+    bins = [b.split("=", 1) if "=" in b else (os.path.basename(os.path.dirname(b)) or b, b)
+            for b in args.bin]
     run_dir = tempfile.mkdtemp(prefix="portcullis-fleet-", dir="/tmp")
     os.chmod(run_dir, 0o755)
     pg = PostgresServer(run_dir)
-    parent = None
     rows = []
     try:
         pg.start()
-        pg.reset_database()
-        parent = Parent(run_dir, pg.dsn)
-        parent.start()
         for k in args.k:
-            for reports in (False, True):
-                r = sim(args, parent, pg, k, reports, f"sim{k}{'r' if reports else 'l'}")
-                if r is not None:
-                    rows.append((k, reports, r))
-                    print(f"# k={k} reports={reports}: {r}", file=sys.stderr)
-        log = parent.proc.log_text()
-        stalls = len(re.findall(r"child down name=sim", log))
+            for label, bdir in bins:
+                cluster.BIN_DIR = os.path.abspath(bdir)  # where Parent finds its binary
+                pg.reset_database()
+                parent = Parent(os.path.join(run_dir, f"{label}-{k}"), pg.dsn)
+                parent.start()
+                try:
+                    for reports in (False, True):
+                        r = sim(args, parent, pg, k, reports, f"sim{k}{'r' if reports else 'l'}")
+                        if r is not None:
+                            rows.append((label, k, reports, r))
+                            print(f"# {label} k={k} reports={reports}: {r}", file=sys.stderr)
+                finally:
+                    parent.stop()
     finally:
-        if parent is not None:
-            parent.stop()
         pg.stop()
-    print(f"| children | load | configs received | Hello→snapshot p50 / p99 | all recorded in "
-          f"the database | links dropped (sim / parent's log) | records acknowledged/s | rows "
-          f"= distinct | parent CPU |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for k, reports, r in rows:
-        print(f"| {k} | {'reports' if reports else 'link + config'} | {r['configs']} | "
+    print("| parent | children | load | configs received | Hello→snapshot p50 / p99 | all "
+          "recorded in the database | links dropped | records acknowledged/s | rows = "
+          "distinct | parent CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for label, k, reports, r in rows:
+        print(f"| {label} | {k} | {'reports' if reports else 'link + config'} | {r['configs']} | "
               f"{r['hello_to_snapshot_p50_ms']} / {r['hello_to_snapshot_p99_ms']} ms | "
               f"{r['all_recorded_ms']} ms | {r['links_dropped']} | {r['acked_per_s']} | "
               f"{r['rows']} = {r['distinct']} | {r['parent_cpu_pct']} % |")
-    print(f"\n(parent's log: {stalls} 'child down' lines over all runs)")
 
 
 if __name__ == "__main__":

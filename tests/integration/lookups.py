@@ -57,8 +57,8 @@ def enrol_fake_child(pg, name):
 def server_pin(host, port):
     """The pin ("sha256//BASE64") of the key the server at host:port presents."""
     from cryptography import x509
-    der = ssl.get_server_certificate((host, port)).encode()
-    cert = x509.load_pem_x509_certificate(der)
+    pem = ssl.get_server_certificate((host, port)).encode()
+    cert = x509.load_pem_x509_certificate(pem)
     spki = cert.public_key().public_bytes(serialization.Encoding.DER,
                                           serialization.PublicFormat.SubjectPublicKeyInfo)
     return "sha256//" + base64.b64encode(hashlib.sha256(spki).digest()).decode()

@@ -756,13 +756,9 @@ def test_r8_5_message_memory_capped_spilled(cluster, child):
         spilled = re.findall(SPILL_RE, log)
         assert len(spilled) >= 3, log[-3000:]
         assert all(int(held) > MEMORY_MAX for _, held in spilled)
-        delivered = wait_until(lambda: [d for d in cluster.downstream.delivered()
-                                        if d.token in tokens[:3]] or None, 60,
-                               "the three clean messages delivered")
         wait_until(lambda: len([d for d in cluster.downstream.delivered()
-                                if d.token in tokens[:3]]) >= 3, 60, "all three delivered")
+                                if d.token in tokens[:3]]) >= 3, 60, "the three clean ones delivered")
         account(tokens[:3], cluster.downstream.delivered())
-        assert delivered is not None
         grew = _status_kb(pid, "VmHWM") - hwm0
         print(f"\nscan service peak grew {grew} KiB for 4 messages of ~3 MB (cap 1 MiB)")
         assert strangers() == [], "a spill file was left behind"
