@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -77,6 +78,9 @@ static struct {
     int pipe_rd, pipe_wr;
     struct event done_ev; /* static storage: event_base_free drops it with the base */
     bool mounted;
+    /* Counts a worker's reconnects: one worker reaching the database again ends every other
+     * worker's backoff, so no request gets 503 from a worker still waiting out its delay. */
+    _Atomic unsigned db_back;
 } s = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .pipe_rd = -1,
         .pipe_wr = -1 };
 
@@ -385,10 +389,16 @@ out:
 }
 
 /* The worker's connection, (re)made with backoff; NULL while the database is away. */
-static PGconn *s_db_ready(PGconn **db, uint64_t *retry_at, uint64_t *backoff)
+static PGconn *s_db_ready(PGconn **db, uint64_t *retry_at, uint64_t *backoff, unsigned *seen_back)
 {
     char err[512];
+    unsigned back = atomic_load(&s.db_back);
 
+    if (back != *seen_back) { /* another worker is connected again after an outage: a */
+        *seen_back = back;    /* connection of ours from before it is dead, and the     */
+        *retry_at = 0;        /* database is worth trying now, not after our backoff    */
+        db_close(db);
+    }
     if (*db != NULL && PQstatus(*db) == CONNECTION_OK)
         return *db;
     db_close(db);
@@ -403,8 +413,10 @@ static PGconn *s_db_ready(PGconn **db, uint64_t *retry_at, uint64_t *backoff)
         *backoff = *backoff * 2 > API_BACKOFF_MAX_MS ? API_BACKOFF_MAX_MS : *backoff * 2;
         return NULL;
     }
-    if (*backoff > API_BACKOFF_MIN_MS)
+    if (*backoff > API_BACKOFF_MIN_MS) {
         log_info("api database connected again");
+        *seen_back = atomic_fetch_add(&s.db_back, 1) + 1;
+    }
     *backoff = API_BACKOFF_MIN_MS;
     return *db;
 }
@@ -413,6 +425,7 @@ static void *s_worker(void *arg)
 {
     PGconn *db = NULL;
     uint64_t retry_at = 0, backoff = API_BACKOFF_MIN_MS;
+    unsigned seen_back = atomic_load(&s.db_back);
     struct job *j;
     bool gone;
 
@@ -435,7 +448,7 @@ static void *s_worker(void *arg)
         pthread_mutex_unlock(&s.mu);
 
         if (!gone) {
-            s_run(j, s_db_ready(&db, &retry_at, &backoff));
+            s_run(j, s_db_ready(&db, &retry_at, &backoff, &seen_back));
             if (j->rs.status == 503 && j->rs.retry_after_s == 0)
                 j->rs.retry_after_s = API_DB_RETRY_S; /* the database or a child is away */
             if (db != NULL && PQstatus(db) == CONNECTION_OK &&
