@@ -132,6 +132,7 @@ int main(int argc, char **argv)
     char err[1024];
     struct curve_keypair kp;
     enum log_level level;
+    long ingest_threads;
     conf_t *conf;
     PGconn *db;
     cluster_t *cluster;
@@ -164,6 +165,9 @@ int main(int argc, char **argv)
     if (log_level_parse(conf_get(conf, "log_level"), &level) != 0)
         fatal("%s: log_level must be error, warning, info or debug", path);
     log_set_level(level);
+    if (conf_get_int(conf, "ingest_threads", 1, CLUSTER_INGEST_THREADS_MAX, &ingest_threads, err,
+                     sizeof err) != 0)
+        fatal("%s: %s", path, err);
     if (sps_only) {
         s_sps_only(conf);
         conf_free(&conf);
@@ -193,6 +197,7 @@ int main(int argc, char **argv)
     }
 
     struct cluster_options copt = {
+        .ingest_threads = (unsigned)ingest_threads,
         .dsn = conf_get(conf, "db"),
         .cluster_endpoint = conf_get(conf, "cluster_listen"),
         .enrol_endpoint = conf_get(conf, "enrol_listen"),

@@ -15,6 +15,7 @@ static const struct conf_key parent_conf_keys[] = {
     { "enrol_public_endpoint", "", "enrolment endpoint as children reach it" },
     { "state_dir", "/var/lib/portcullis-parent", "directory of the parent's CURVE keypair" },
     { "log_level", "info", "error, warning, info or debug" },
+    { "ingest_threads", "2", "threads (each with its own database connection) storing the children's reports, 1-8" },
     { "sps_listen", "", "HOST:PORT of a second HTTPS listener serving only the children's look-ups (and what --sps-only serves); empty: the look-ups are on https_listen only" },
     { "https_listen", "0.0.0.0:7713", "HOST:PORT of the parent's HTTPS server (REST API, console, metrics, component downloads); empty: off" },
     { "https_public_url", "", "https://HOST:PORT as children reach https_listen; empty: derived from it" },

@@ -40,7 +40,7 @@
 #define CLUSTER_SEEN_WRITE_MS 2000   /* last_seen is written at most this often per child */
 #define CLUSTER_REFUSAL_LOG_PER_S 20 /* cap on "refused" lines under a connection flood */
 #define CLUSTER_FLUSH_MS 200         /* children's state written at most this often */
-#define CLUSTER_INGEST_QUEUE_MAX 64  /* report batches waiting for the ingest thread; more are
+#define CLUSTER_INGEST_QUEUE_MAX 32  /* report batches waiting for each ingest thread; more are
                                       * not taken (the child sends them again) */
 #define CLUSTER_EVENT_WINDOW_MS 5000 /* up/downs are gathered this long from the first */
 #define CLUSTER_EVENTS_SINGLE_MAX 3  /* up/downs in one window written one by one; more: one
@@ -85,14 +85,16 @@ struct cluster {
     void *ctx, *router, *enrol, *zap;
     PGconn *db;
     uint64_t db_retry_ms;
-    ingest_t *ingest;              /* report batches into the database (R7.3) */
+    ingest_t *ingest[CLUSTER_INGEST_THREADS_MAX]; /* report batches into the database (R7.3) */
     cmdroute_t *cmds;              /* administrators' commands to children (R7.4) */
     reconcile_sched_t *reconcile;  /* periodic reconciliation of stores and index (R5.3) */
     struct peer *peers;
     size_t npeers, cappeers;
     size_t *slots;                 /* open-addressing index of peers by id: peers[i] + 1, 0 free */
     size_t nslots;
-    dbthread_t *writer, *ingester; /* R10.1: database work off this loop */
+    dbthread_t *writer;            /* R10.1: database work off this loop */
+    dbthread_t *ingester[CLUSTER_INGEST_THREADS_MAX]; /* a child's batches always on one */
+    unsigned ningest;
     bool writing;                  /* a state flush is with the writer */
     uint64_t next_flush_ms;
     struct cluster_event *events;  /* up/downs of the window, waiting for its end */
@@ -774,6 +776,7 @@ static json_t *s_health_json(const Portcullis__Health *h)
  * sends the batch again later. */
 struct ingest_job {
     cluster_t *c;
+    ingest_t *in;        /* its thread's */
     int64_t child_id;
     char name[64];
     uint8_t *raw;        /* the packed Envelope, unpacked in the ingest thread */
@@ -799,7 +802,7 @@ static bool s_ingest_run(PGconn *db, void *arg)
     }
     if (j->bad)
         return true; /* nothing the database can do: answered in done */
-    if (ingest_batch(j->c->ingest, db, j->child_id, j->name, j->env->report_batch, &j->up_to,
+    if (ingest_batch(j->in, db, j->child_id, j->name, j->env->report_batch, &j->up_to,
                      j->err, sizeof j->err) != 0) {
         j->up_to = 0;
         return false;
@@ -843,13 +846,16 @@ static void s_reports(cluster_t *c, struct peer *pe, const void *raw, size_t len
     j->raw = xmalloc(len);
     memcpy(j->raw, raw, len);
     j->rawlen = len;
-    if (!dbthread_post(c->ingester, s_ingest_run, s_ingest_done, j)) {
+    /* One thread per child: its batches are committed in the order they came */
+    unsigned t = (unsigned)((uint64_t)pe->id % c->ningest);
+    j->in = c->ingest[t];
+    if (!dbthread_post(c->ingester[t], s_ingest_run, s_ingest_done, j)) {
         free(j->raw);
         free(j);
         c->ingest_refused++;
         if (now_ms() - c->ingest_refused_log_ms >= 10000) {
             log_warn("report batches not taken: %" PRIu64 " while %d wait for the database "
-                     "(their children send them again)", c->ingest_refused,
+                     "on an ingest thread (their children send them again)", c->ingest_refused,
                      CLUSTER_INGEST_QUEUE_MAX);
             c->ingest_refused = 0;
             c->ingest_refused_log_ms = now_ms();
@@ -1062,7 +1068,10 @@ cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errl
     /* Two I/O threads: CURVE handshakes and per-message crypto of thousands of children
      * are spread over both cores, off this loop (R10.1). */
     zmq_ctx_set(c->ctx, ZMQ_IO_THREADS, CLUSTER_IO_THREADS);
-    c->ingest = ingest_new(); /* used by the ingest thread only */
+    c->ningest = opt->ingest_threads >= 1 && opt->ingest_threads <= CLUSTER_INGEST_THREADS_MAX
+                     ? opt->ingest_threads : 1;
+    for (unsigned i = 0; i < c->ningest; i++)
+        c->ingest[i] = ingest_new(); /* each used by its ingest thread only */
     c->cmds = cmdroute_new(s_command_send, c);
     if (!zmq_has("curve")) {
         snprintf(err, errlen, "this libzmq has no CURVE support; install a libzmq built with libsodium");
@@ -1095,10 +1104,15 @@ cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errl
         goto fail;
     /* The writer retries a failed flush (the state waits in memory meanwhile); a failed
      * ingest is not retried there: the batch is not acknowledged and the child sends it again. */
-    if ((c->writer = dbthread_start(opt->dsn, "cluster writer", 1, true, err, errlen)) == NULL ||
-        (c->ingester = dbthread_start(opt->dsn, "report ingest", CLUSTER_INGEST_QUEUE_MAX, false,
-                                      err, errlen)) == NULL)
+    if ((c->writer = dbthread_start(opt->dsn, "cluster writer", 1, true, err, errlen)) == NULL)
         goto fail;
+    for (unsigned i = 0; i < c->ningest; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "report ingest %u", i + 1);
+        if ((c->ingester[i] = dbthread_start(opt->dsn, name, CLUSTER_INGEST_QUEUE_MAX, false, err,
+                                             errlen)) == NULL)
+            goto fail;
+    }
     return c;
 fail:
     cluster_free(&c);
@@ -1110,19 +1124,22 @@ void cluster_run(cluster_t *c, volatile sig_atomic_t *stop)
     uint64_t next_tick = now_ms();
 
     while (!*stop) {
-        zmq_pollitem_t items[6] = {
+        zmq_pollitem_t items[5 + CLUSTER_INGEST_THREADS_MAX] = {
             { c->router, 0, ZMQ_POLLIN, 0 },
             { c->enrol, 0, ZMQ_POLLIN, 0 },
             { c->zap, 0, ZMQ_POLLIN, 0 },
             { NULL, dbthread_fd(c->writer), ZMQ_POLLIN, 0 },
-            { NULL, dbthread_fd(c->ingester), ZMQ_POLLIN, 0 },
-            { NULL, c->db != NULL ? PQsocket(c->db) : -1, ZMQ_POLLIN, 0 },
         };
-        int nitems = c->db != NULL ? 6 : 5;
+        int idb = 4 + (int)c->ningest; /* the notification connection's, last: it may be gone */
+        int nitems = c->db != NULL ? idb + 1 : idb;
         uint64_t now = now_ms();
         uint64_t wake = next_tick < c->next_flush_ms || c->writing ? next_tick : c->next_flush_ms;
         long timeout = wake > now ? (long)(wake - now) : 0;
 
+        for (unsigned i = 0; i < c->ningest; i++)
+            items[4 + i] = (zmq_pollitem_t){ NULL, dbthread_fd(c->ingester[i]), ZMQ_POLLIN, 0 };
+        if (c->db != NULL)
+            items[idb] = (zmq_pollitem_t){ NULL, PQsocket(c->db), ZMQ_POLLIN, 0 };
         if (zmq_poll(items, nitems, timeout) < 0) {
             if (errno == EINTR)
                 continue;
@@ -1137,9 +1154,10 @@ void cluster_run(cluster_t *c, volatile sig_atomic_t *stop)
             s_router_input(c);
         if (items[3].revents & ZMQ_POLLIN)
             dbthread_complete(c->writer);
-        if (items[4].revents & ZMQ_POLLIN)
-            dbthread_complete(c->ingester);
-        if (nitems == 6 && (items[5].revents & ZMQ_POLLIN))
+        for (unsigned i = 0; i < c->ningest; i++)
+            if (items[4 + i].revents & ZMQ_POLLIN)
+                dbthread_complete(c->ingester[i]);
+        if (nitems > idb && (items[idb].revents & ZMQ_POLLIN))
             s_db_input(c);
         s_flush(c, false);
         if (now_ms() >= next_tick) {
@@ -1157,7 +1175,8 @@ void cluster_free(cluster_t **cp)
         return;
     reconcile_sched_stop(&c->reconcile); /* first: its commands need this loop no longer */
     /* What was received is written before the children are marked disconnected. */
-    dbthread_stop(&c->ingester);
+    for (unsigned i = 0; i < c->ningest; i++)
+        dbthread_stop(&c->ingester[i]);
     if (c->writer != NULL) {
         for (int round = 0; round < 2; round++) { /* the flush in progress, then the rest */
             while (c->writing) {
@@ -1183,7 +1202,8 @@ void cluster_free(cluster_t **cp)
     if (c->ctx != NULL)
         zmq_ctx_term(c->ctx);
     db_close(&c->db);
-    ingest_free(&c->ingest);
+    for (unsigned i = 0; i < c->ningest; i++)
+        ingest_free(&c->ingest[i]);
     cmdroute_free(&c->cmds);
     for (size_t i = 0; i < c->npeers; i++)
         s_state_clear(&c->peers[i].st);

@@ -14,7 +14,10 @@ struct cluster_options {
     const char *cluster_endpoint;
     const char *enrol_endpoint;
     const struct curve_keypair *keys;
+    unsigned ingest_threads; /* report ingest threads, 1..CLUSTER_INGEST_THREADS_MAX */
 };
+
+#define CLUSTER_INGEST_THREADS_MAX 8
 
 typedef struct cluster cluster_t;
 

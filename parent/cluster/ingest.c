@@ -1,7 +1,11 @@
-/* ingest: see ingest.h. Each table gets one multi-row INSERT per batch: the rows travel as
- * one jsonb parameter expanded by jsonb_to_recordset, so the statement stays parametrised and
- * a 500-record batch is three statements. Text from the child is cut to INGEST_TEXT_MAX and
- * made valid UTF-8 here, so that no record can make a batch fail for ever. */
+/* ingest: see ingest.h. Tracking records, nearly all of a batch, go into message_log by COPY
+ * (text format, every value escaped here: COPY takes data, never SQL) — twice the rows per
+ * second of the multi-row INSERT (docs/BENCHMARKS.md). A batch some of whose records are
+ * there already (sent again after a lost acknowledgement) cannot be COPYed, so it and the
+ * other tables take one multi-row INSERT each: the rows travel as one jsonb parameter
+ * expanded by jsonb_to_recordset, with ON CONFLICT DO NOTHING. Text from the child is cut to
+ * INGEST_TEXT_MAX and made valid UTF-8 here, so that no record can make a batch fail for
+ * ever. */
 #include "cluster/ingest.h"
 
 #include <inttypes.h>
@@ -24,6 +28,7 @@
  * parent's clock; outside it, in the current day with the claimed time kept beside. */
 #define INGEST_WINDOW_PAST_MS (30ull * 86400 * 1000)
 #define INGEST_WINDOW_FUTURE_MS (3600ull * 1000)
+#define INGEST_COPY_CHUNK (1024 * 1024) /* bytes handed to PQputCopyData at once */
 #define INGEST_SLOW_MS 100             /* a batch slower than this is logged at info */
 
 struct ingest {
@@ -72,29 +77,76 @@ static size_t s_utf8_len(const unsigned char *p, size_t n)
     return len;
 }
 
-/* A JSON string of s: valid UTF-8 (invalid bytes become U+FFFD), at most INGEST_TEXT_MAX
- * bytes cut at a character boundary. */
-static json_t *s_text(const char *s)
+/* A growing byte buffer for the COPY data. */
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static void s_reserve(struct buf *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return;
+    while (b->len + more > b->cap)
+        b->cap = b->cap != 0 ? b->cap * 2 : 64 * 1024;
+    b->p = xrealloc(b->p, b->cap);
+}
+
+static void s_put(struct buf *b, const char *s, size_t n)
+{
+    s_reserve(b, n);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+enum esc {
+    ESC_NONE,  /* as it is (JSON: jansson escapes) */
+    ESC_COPY,  /* a COPY text-format field: \ \t \n \r escaped */
+    ESC_ARRAY, /* inside a quoted array element: \ and " escaped */
+};
+
+/* Appends s made valid UTF-8 (invalid bytes become U+FFFD), at most max bytes of text cut at
+ * a character boundary, escaped as esc says. */
+static void s_put_clean(struct buf *b, const char *s, size_t max, enum esc esc)
 {
     const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
-    size_t n = strlen((const char *)p), cap = INGEST_TEXT_MAX, o = 0;
-    char *out = xmalloc(cap + 4);
-    json_t *j;
+    size_t n = strlen((const char *)p), used = 0;
 
+    s_reserve(b, (n < max ? n : max) * 2 + 8);
     for (size_t i = 0; i < n;) {
         size_t l = s_utf8_len(p + i, n - i);
         size_t w = l != 0 ? l : 3;
-        if (o + w > cap)
+        if (used + w > max)
             break;
-        if (l != 0)
-            memcpy(out + o, p + i, l);
-        else
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-        o += w;
+        s_reserve(b, 6);
+        if (l == 0) {
+            memcpy(b->p + b->len, "\xEF\xBF\xBD", 3);
+            b->len += 3;
+        } else if (l == 1 && esc == ESC_COPY &&
+                   (p[i] == '\\' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) {
+            b->p[b->len++] = '\\';
+            b->p[b->len++] = p[i] == '\\' ? '\\' : p[i] == '\t' ? 't' : p[i] == '\n' ? 'n' : 'r';
+        } else if (l == 1 && esc == ESC_ARRAY && (p[i] == '\\' || p[i] == '"')) {
+            b->p[b->len++] = '\\';
+            b->p[b->len++] = (char)p[i];
+        } else {
+            memcpy(b->p + b->len, p + i, l);
+            b->len += l;
+        }
+        used += w;
         i += l != 0 ? l : 1;
     }
-    j = json_stringn(out, o);
-    free(out);
+}
+
+/* A JSON string of s, cleaned as s_put_clean does. */
+static json_t *s_text(const char *s)
+{
+    struct buf b = { 0 };
+    json_t *j;
+
+    s_put_clean(&b, s, INGEST_TEXT_MAX, ESC_NONE);
+    j = json_stringn(b.p != NULL ? b.p : "", b.len);
+    free(b.p);
     return j;
 }
 
@@ -139,17 +191,35 @@ static bool s_epoch_ok(const char *e)
 
 /* --- rows ----------------------------------------------------------------------------------- */
 
-static json_t *s_tracking_row(uint64_t seq, const Portcullis__TrackingRecord *t, uint64_t now)
-{
-    json_t *o = json_object();
-    uint64_t ms = s_clamp_ms(t->received_ms);
+/* Where a tracking record is stored (R8.8): by its received time within the window around
+ * the parent's clock, else at ingest time with the claimed time kept beside. */
+struct trk {
+    uint64_t seq;
+    const Portcullis__TrackingRecord *t;
+    uint64_t ms;         /* received_at */
+    uint64_t claimed_ms; /* 0: received_at is the record's own */
+};
 
-    json_object_set_new(o, "seq", s_int(seq, INT64_MAX));
-    if (ms + INGEST_WINDOW_PAST_MS < now || ms > now + INGEST_WINDOW_FUTURE_MS) {
-        json_object_set_new(o, "claimed_ms", s_int(ms, INT64_MAX));
-        ms = now;
+static struct trk s_trk(uint64_t seq, const Portcullis__TrackingRecord *t, uint64_t now)
+{
+    struct trk k = { .seq = seq, .t = t, .ms = s_clamp_ms(t->received_ms) };
+
+    if (k.ms + INGEST_WINDOW_PAST_MS < now || k.ms > now + INGEST_WINDOW_FUTURE_MS) {
+        k.claimed_ms = k.ms;
+        k.ms = now;
     }
-    json_object_set_new(o, "received_ms", s_int(ms, INT64_MAX));
+    return k;
+}
+
+static json_t *s_tracking_row(const struct trk *k)
+{
+    const Portcullis__TrackingRecord *t = k->t;
+    json_t *o = json_object();
+
+    json_object_set_new(o, "seq", s_int(k->seq, INT64_MAX));
+    if (k->claimed_ms != 0)
+        json_object_set_new(o, "claimed_ms", s_int(k->claimed_ms, INT64_MAX));
+    json_object_set_new(o, "received_ms", s_int(k->ms, INT64_MAX));
     json_object_set_new(o, "msg_id", s_text(t->msg_id));
     json_object_set_new(o, "message_id", s_text(t->message_id));
     json_object_set_new(o, "queue_id", s_text(t->queue_id));
@@ -169,6 +239,91 @@ static json_t *s_tracking_row(uint64_t seq, const Portcullis__TrackingRecord *t,
     json_object_set_new(o, "ms_scan", s_int(t->ms_scan, INT32_MAX));
     json_object_set_new(o, "ms_deliver", s_int(t->ms_deliver, INT32_MAX));
     return o;
+}
+
+/* --- COPY rows ------------------------------------------------------------------------------ */
+
+static void s_copy_text(struct buf *b, const char *s)
+{
+    s_put_clean(b, s, INGEST_TEXT_MAX, ESC_COPY);
+    s_put(b, "\t", 1);
+}
+
+static void s_copy_int(struct buf *b, uint64_t v, uint64_t max)
+{
+    char n[24];
+
+    s_put(b, n, (size_t)snprintf(n, sizeof n, "%" PRIu64 "\t", v > max ? max : v));
+}
+
+/* A text[] literal: every element quoted and escaped, then the whole escaped for COPY. */
+static void s_copy_texts(struct buf *b, char **v, size_t n)
+{
+    struct buf a = { 0 };
+
+    s_put(&a, "{", 1);
+    for (size_t i = 0; i < n && i < INGEST_LIST_MAX; i++) {
+        s_put(&a, i == 0 ? "\"" : ",\"", i == 0 ? 1 : 2);
+        s_put_clean(&a, v[i], INGEST_TEXT_MAX, ESC_ARRAY);
+        s_put(&a, "\"", 1);
+    }
+    s_put(&a, "}", 2); /* with its NUL: a string for s_put_clean */
+    s_put_clean(b, a.p, SIZE_MAX, ESC_COPY);
+    s_put(b, "\t", 1);
+    free(a.p);
+}
+
+static void s_copy_verdicts(struct buf *b, Portcullis__Verdict **v, size_t n)
+{
+    json_t *j = s_verdicts(v, n);
+    char *txt = json_dumps(j, JSON_COMPACT);
+
+    s_put_clean(b, txt, SIZE_MAX, ESC_COPY);
+    s_put(b, "\t", 1);
+    free(txt);
+    json_decref(j);
+}
+
+static void s_copy_time(struct buf *b, uint64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char ts[48];
+    size_t n;
+
+    gmtime_r(&t, &tm);
+    n = strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
+    n += (size_t)snprintf(ts + n, sizeof ts - n, ".%03u+00\t", (unsigned)(ms % 1000));
+    s_put(b, ts, n);
+}
+
+/* One line of s_sql_copy's columns; child and epoch are escaped by the caller once. */
+static void s_copy_row(struct buf *b, const struct trk *k, const char *prefix, size_t plen)
+{
+    const Portcullis__TrackingRecord *t = k->t;
+
+    s_copy_time(b, k->ms);
+    s_put(b, prefix, plen); /* child_id, child, spool_epoch */
+    s_copy_int(b, k->seq, INT64_MAX);
+    s_copy_text(b, t->msg_id);
+    s_copy_text(b, t->message_id);
+    s_copy_text(b, t->queue_id);
+    s_copy_text(b, t->sender);
+    s_copy_texts(b, t->recipients, t->n_recipients);
+    s_copy_text(b, t->client_addr);
+    s_copy_text(b, t->client_name);
+    s_copy_int(b, t->size, INT64_MAX);
+    s_copy_verdicts(b, t->verdicts, t->n_verdicts);
+    s_copy_text(b, t->rule);
+    s_copy_text(b, t->action);
+    s_copy_text(b, t->subject);
+    s_copy_text(b, t->reply);
+    s_copy_text(b, t->quarantine_area);
+    s_copy_texts(b, t->archived_to, t->n_archived_to);
+    s_copy_int(b, t->ms_receive, INT32_MAX);
+    s_copy_int(b, t->ms_scan, INT32_MAX);
+    s_copy_int(b, t->ms_deliver, INT32_MAX);
+    b->p[b->len - 1] = '\n'; /* the last field ends the line */
 }
 
 static json_t *s_stored_row(uint64_t seq, const Portcullis__StoredMessage *m)
@@ -249,6 +404,19 @@ static const char s_sql_tracking[] =
     " WHERE m.child_id = $1::bigint AND m.spool_epoch = $3 AND m.seq = r.seq) "
     "ON CONFLICT DO NOTHING";
 
+/* The COPY's columns, in s_copy_row's order. */
+static const char s_sql_copy[] =
+    "COPY message_log (received_at, child_id, child, spool_epoch, seq, msg_id, message_id,"
+    " queue_id, sender, recipients, client_addr, client_name, size, verdicts, rule, action,"
+    " subject, reply, quarantine_area, archived_to, ms_receive, ms_scan, ms_deliver) FROM STDIN";
+
+/* Is any record of this seq and time range stored already (a batch sent again)? */
+static const char s_sql_seen[] =
+    "SELECT 1 FROM message_log WHERE child_id = $1::bigint AND spool_epoch = $2"
+    " AND seq BETWEEN $3::bigint AND $4::bigint"
+    " AND received_at BETWEEN 'epoch'::timestamptz + $5::bigint * interval '1 millisecond'"
+    " AND 'epoch'::timestamptz + $6::bigint * interval '1 millisecond' LIMIT 1";
+
 static const char s_sql_stored[] =
     "INSERT INTO stored_messages (child_id, child, spool_epoch, seq, area, kind, file_id, bucket,"
     " size, received_at, sender, recipients, subject, verdicts, rule, msg_id) "
@@ -298,17 +466,14 @@ static const char s_sql_events[] =
 
 /* Makes sure the day partitions of the batch's tracking rows exist (outside the batch's
  * transaction: a partition is made once a day and stays). */
-static int s_partitions(ingest_t *in, PGconn *db, const json_t *rows, char *err, size_t errlen)
+static int s_partitions(ingest_t *in, PGconn *db, const struct trk *k, size_t n, char *err,
+                        size_t errlen)
 {
-    size_t i;
-    json_t *row;
-
-    json_array_foreach(rows, i, row) {
-        int64_t ms = json_integer_value(json_object_get(row, "received_ms"));
-        int64_t day = ms / 86400000;
+    for (size_t i = 0; i < n; i++) {
+        int64_t day = (int64_t)(k[i].ms / 86400000);
         bool known = false;
-        for (size_t k = 0; k < in->ndays && !known; k++)
-            known = in->days[k] == day;
+        for (size_t d = 0; d < in->ndays && !known; d++)
+            known = in->days[d] == day;
         if (known)
             continue;
         time_t t = (time_t)(day * 86400);
@@ -325,6 +490,82 @@ static int s_partitions(ingest_t *in, PGconn *db, const json_t *rows, char *err,
             in->ndays++;
     }
     return 0;
+}
+
+/* true when a record of the COPY rows (none clamped) is stored already, or on error (then
+ * the INSERT path, which tolerates that, is taken). */
+static bool s_seen(PGconn *db, const char *idtxt, const char *epoch, const struct trk *k,
+                   size_t n)
+{
+    uint64_t s0 = UINT64_MAX, s1 = 0, t0 = UINT64_MAX, t1 = 0;
+    char a[4][24], err[256];
+    PGresult *res;
+    bool seen;
+
+    for (size_t i = 0; i < n; i++) {
+        if (k[i].claimed_ms != 0)
+            continue;
+        s0 = k[i].seq < s0 ? k[i].seq : s0;
+        s1 = k[i].seq > s1 ? k[i].seq : s1;
+        t0 = k[i].ms < t0 ? k[i].ms : t0;
+        t1 = k[i].ms > t1 ? k[i].ms : t1;
+    }
+    snprintf(a[0], sizeof a[0], "%" PRIu64, s0);
+    snprintf(a[1], sizeof a[1], "%" PRIu64, s1);
+    snprintf(a[2], sizeof a[2], "%" PRIu64, t0);
+    snprintf(a[3], sizeof a[3], "%" PRIu64, t1);
+    const char *p[] = { idtxt, epoch, a[0], a[1], a[2], a[3] };
+    if ((res = db_query(db, s_sql_seen, 6, p, err, sizeof err)) == NULL)
+        return true;
+    seen = PQntuples(res) > 0;
+    PQclear(res);
+    return seen;
+}
+
+/* COPYs the rows not clamped. 0 done, 1 refused because a record is there already (unique
+ * violation: the transaction is then aborted), -1 other error with err filled. */
+static int s_copy(PGconn *db, const char *idtxt, const char *child, const char *epoch,
+                  const struct trk *k, size_t n, char *err, size_t errlen)
+{
+    struct buf b = { 0 }, prefix = { 0 };
+    PGresult *res;
+    int rc = 0;
+
+    s_put(&prefix, idtxt, strlen(idtxt));
+    s_put(&prefix, "\t", 1);
+    s_copy_text(&prefix, child);
+    s_copy_text(&prefix, epoch);
+    for (size_t i = 0; i < n; i++)
+        if (k[i].claimed_ms == 0)
+            s_copy_row(&b, &k[i], prefix.p, prefix.len);
+    res = PQexec(db, s_sql_copy);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        snprintf(err, errlen, "%s", PQerrorMessage(db));
+        rc = -1;
+    }
+    PQclear(res);
+    for (size_t off = 0; rc == 0 && off < b.len; off += INGEST_COPY_CHUNK) {
+        size_t part = b.len - off < INGEST_COPY_CHUNK ? b.len - off : INGEST_COPY_CHUNK;
+        if (PQputCopyData(db, b.p + off, (int)part) != 1) {
+            snprintf(err, errlen, "%s", PQerrorMessage(db));
+            rc = -1;
+        }
+    }
+    if (rc == 0 && PQputCopyEnd(db, NULL) != 1) {
+        snprintf(err, errlen, "%s", PQerrorMessage(db));
+        rc = -1;
+    }
+    while ((res = PQgetResult(db)) != NULL) { /* the COPY's result, then NULL */
+        if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            rc = state != NULL && strcmp(state, "23505") == 0 ? 1 : -1;
+            snprintf(err, errlen, "%s", PQresultErrorMessage(res));
+        }
+        PQclear(res);
+    }
+    free(b.p);
+    free(prefix.p);
+    return rc;
 }
 
 /* Runs sql with the parameters named and, last, the rows as one jsonb text. */
@@ -349,6 +590,8 @@ int ingest_batch(ingest_t *in, PGconn *db, int64_t child_id, const char *child_n
 {
     json_t *tracking = json_array(), *stored = json_array(), *events = json_array();
     json_t *removed = json_array();
+    struct trk *trk = NULL;
+    size_t ntrk = 0, ncopy = 0;
     char idtxt[32];
     uint64_t t0 = now_ms(), first = UINT64_MAX, last = 0, now = wall_ms();
     int rc = -1;
@@ -359,6 +602,7 @@ int ingest_batch(ingest_t *in, PGconn *db, int64_t child_id, const char *child_n
                  b->spool_epoch != NULL ? b->spool_epoch : "", b->n_reports);
         goto out;
     }
+    trk = xcalloc(b->n_reports + 1, sizeof *trk);
     for (size_t i = 0; i < b->n_reports; i++) {
         const Portcullis__Report *r = b->reports[i];
         if (r->seq == 0 || r->seq > INT64_MAX)
@@ -369,7 +613,8 @@ int ingest_batch(ingest_t *in, PGconn *db, int64_t child_id, const char *child_n
             first = r->seq;
         switch (r->body_case) {
         case PORTCULLIS__REPORT__BODY_TRACKING:
-            json_array_append_new(tracking, s_tracking_row(r->seq, r->tracking, now));
+            trk[ntrk] = s_trk(r->seq, r->tracking, now);
+            ncopy += trk[ntrk++].claimed_ms == 0;
             break;
         case PORTCULLIS__REPORT__BODY_STORED:
             if ((strcmp(r->stored->kind, "quarantine") != 0 &&
@@ -403,12 +648,33 @@ int ingest_batch(ingest_t *in, PGconn *db, int64_t child_id, const char *child_n
         goto out;
     }
     snprintf(idtxt, sizeof idtxt, "%" PRId64, child_id);
-    if (s_partitions(in, db, tracking, err, errlen) != 0) {
+    if (s_partitions(in, db, trk, ntrk, err, errlen) != 0) {
         in->ndays = in->next = 0;
         goto out;
     }
     if (db_begin(db, err, errlen) != 0)
         goto out;
+    /* Clamped rows always, and all rows of a batch sent again, take the INSERT path. */
+    if (ncopy > 0 && s_seen(db, idtxt, b->spool_epoch, trk, ntrk))
+        ncopy = 0;
+    if (ncopy > 0) {
+        int c = s_copy(db, idtxt, child_name, b->spool_epoch, trk, ntrk, err, errlen);
+        if (c == 1) { /* raced with the same batch sent again */
+            log_info("reports from child %s seq=%" PRIu64 "..%" PRIu64 " partly stored already; "
+                     "inserted one by one", child_name, first, last);
+            db_rollback(db);
+            ncopy = 0;
+            if (db_begin(db, err, errlen) != 0)
+                goto out;
+        } else if (c != 0) {
+            db_rollback(db);
+            in->ndays = in->next = 0;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < ntrk; i++)
+        if (ncopy == 0 || trk[i].claimed_ms != 0)
+            json_array_append_new(tracking, s_tracking_row(&trk[i]));
     const char *pt[] = { idtxt, child_name, b->spool_epoch, NULL };
     const char *pe[] = { idtxt, b->spool_epoch, NULL };
     const char *pr[] = { idtxt, NULL };
@@ -434,6 +700,7 @@ int ingest_batch(ingest_t *in, PGconn *db, int64_t child_id, const char *child_n
                       child_name, first, last, b->n_reports, ms);
     }
 out:
+    free(trk);
     json_decref(tracking);
     json_decref(stored);
     json_decref(events);

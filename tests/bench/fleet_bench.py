@@ -11,6 +11,7 @@ docs/BENCHMARKS.md; never fails on a number.
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,8 @@ from harness import Parent, PostgresServer  # noqa: E402
 def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--bin", required=True, action="append",
-                   help="LABEL=DIR of a build's bin (or DIR); repeat to compare")
+                   help="LABEL=DIR[,KEY=VALUE...]: a build's bin directory and parent.conf "
+                        "keys of its own; repeat to compare")
     p.add_argument("--sim", required=True, help="build/tests/fleet_sim")
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("k", nargs="*", type=int, default=[100, 1000, 3000])
@@ -39,29 +41,54 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu():
+    """{pid: CPU seconds} of every PostgreSQL process (the server and its backends)."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/comm") as f:
+                if f.read().strip() != "postgres":
+                    continue
+            out[int(d)] = cpu_s(int(d))
+        except OSError:
+            pass
+    return out
+
+
 def sim(args, parent, pg, k, reports, prefix):
     cmd = [args.sim, "--endpoint", parent.cluster_endpoint, "--server-key",
            open(os.path.join(parent.state_dir, "parent.pub")).read().strip(),
            "--dsn", pg.dsn, "-k", str(k), "--seconds", str(args.seconds), "--prefix", prefix]
     if reports:
         cmd.append("--reports")
-    c0 = cpu_s(parent.proc.pid)
+    c0, p0 = cpu_s(parent.proc.pid), postgres_cpu()
+    s0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the simulator, once reaped
     t0 = time.monotonic()
     cp = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 600)
     wall = time.monotonic() - t0
+    s1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = cp.stdout.strip().splitlines()[-1] if cp.stdout.strip() else ""
     if cp.returncode != 0 or not line:
         sys.stderr.write(f"fleet_sim rc={cp.returncode}: {cp.stdout}\n{cp.stderr}")
         return None
     r = dict(kv.split("=", 1) for kv in line.split())
+    p1 = postgres_cpu()
     r["parent_cpu_pct"] = f"{100 * (cpu_s(parent.proc.pid) - c0) / wall:.0f}"
+    r["pg_cpu_pct"] = f"{100 * sum(v - p0.get(pid, 0) for pid, v in p1.items()) / wall:.0f}"
+    sim_s = s1.ru_utime + s1.ru_stime - s0.ru_utime - s0.ru_stime
+    r["sim_cpu_pct"] = f"{100 * sim_s / wall:.0f}"
     return r
 
 
 def main():
     args = parse_args()
-    bins = [b.split("=", 1) if "=" in b else (os.path.basename(os.path.dirname(b)) or b, b)
-            for b in args.bin]
+    bins = []  # (label, bin dir, {parent.conf key: value})
+    for b in args.bin:
+        spec, *conf = b.split(",")
+        label, bdir = spec.split("=", 1) if "=" in spec else (os.path.basename(spec) or spec, spec)
+        bins.append((label, bdir, dict(kv.split("=", 1) for kv in conf)))
     run_dir = tempfile.mkdtemp(prefix="portcullis-fleet-", dir="/tmp")
     os.chmod(run_dir, 0o755)
     pg = PostgresServer(run_dir)
@@ -69,10 +96,15 @@ def main():
     try:
         pg.start()
         for k in args.k:
-            for label, bdir in bins:
+            for label, bdir, conf in bins:
                 cluster.BIN_DIR = os.path.abspath(bdir)  # where Parent finds its binary
                 pg.reset_database()
                 parent = Parent(os.path.join(run_dir, f"{label}-{k}"), pg.dsn)
+                if conf:
+                    with open(parent.conf_path) as f:
+                        values = cluster.parse_conf(f.read())
+                    values.update(conf)
+                    cluster.write_conf(parent.conf_path, values)
                 parent.start()
                 try:
                     for reports in (False, True):
@@ -86,13 +118,14 @@ def main():
         pg.stop()
     print("| parent | children | load | configs received | Hello→snapshot p50 / p99 | all "
           "recorded in the database | links dropped | records acknowledged/s | rows = "
-          "distinct | parent CPU |")
+          "distinct | CPU: parent / PostgreSQL / simulator |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for label, k, reports, r in rows:
         print(f"| {label} | {k} | {'reports' if reports else 'link + config'} | {r['configs']} | "
               f"{r['hello_to_snapshot_p50_ms']} / {r['hello_to_snapshot_p99_ms']} ms | "
               f"{r['all_recorded_ms']} ms | {r['links_dropped']} | {r['acked_per_s']} | "
-              f"{r['rows']} = {r['distinct']} | {r['parent_cpu_pct']} % |")
+              f"{r['rows']} = {r['distinct']} | {r['parent_cpu_pct']} / {r['pg_cpu_pct']} / "
+              f"{r['sim_cpu_pct']} % |")
 
 
 if __name__ == "__main__":

@@ -472,17 +472,14 @@ def _partitions(cluster):
         "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'message_log'")}
 
 
-def test_r8_8_report_dates_cannot_make_partitions(cluster):
-    """R8.8: an enrolled child (here a rogue one speaking the real protocol with its own key)
-    sends one ReportBatch of 300 tracking records with 300 distinct dates, years apart and in
-    the future: no partition is made outside the window; the rows land in today's partition
-    with the claimed times kept, the batch is acknowledged, and sending it again adds nothing."""
+def _rogue_link(cluster, name):
+    """An enrolled child of our own speaking the real protocol (a DEALER with its CURVE key)
+    that has said Hello: what a compromised child can send."""
     import zmq
-    before = _partitions(cluster)
-    token = cluster.enroll_token("rogue1")["enroll_token"]
+    token = cluster.enroll_token(name)["enroll_token"]
     st = Stranger(cluster)
     try:
-        assert st.ask(_enroll_request("rogue1", token))[0] == "enrolled"
+        assert st.ask(_enroll_request(name, token))[0] == "enrolled"
     finally:
         st.close()
     s = zmq.Context.instance().socket(zmq.DEALER)
@@ -490,27 +487,39 @@ def test_r8_8_report_dates_cannot_make_partitions(cluster):
     s.curve_serverkey = cluster.parent_public_key().encode()
     s.linger = 0
     s.connect(cluster.parent.cluster_endpoint)
+    s.send(_field(3, _field(1, name.encode()) + _field(2, b"0.1.0")))  # Hello
+    return s
+
+
+def _send_batch(s, epoch, reports):
+    """Sends one ReportBatch of (seq, TrackingRecord bytes); returns the up_to_seq of the
+    ReportAck for it (None if none came within 20 s)."""
+    body = b"".join(_field(2, _vfield(1, seq) + _field(2, rec)) for seq, rec in reports)
+    s.send(_field(9, _field(1, epoch) + body))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if s.poll(1000):
+            env = _parse_fields(s.recv())
+            if 10 in env:
+                return _parse_fields(env[10]).get(2)
+    return None
+
+
+def test_r8_8_report_dates_cannot_make_partitions(cluster):
+    """R8.8: an enrolled child (here a rogue one speaking the real protocol with its own key)
+    sends one ReportBatch of 300 tracking records with 300 distinct dates, years apart and in
+    the future: no partition is made outside the window; the rows land in today's partition
+    with the claimed times kept, the batch is acknowledged, and sending it again adds nothing."""
+    before = _partitions(cluster)
+    s = _rogue_link(cluster, "rogue1")
     try:
-        s.send(_field(3, _field(1, b"rogue1") + _field(2, b"0.1.0")))  # Hello
         day = 86400 * 1000
         base = 946684800000 + 3 * day  # 2000-01-04, then a day apart and far into the future
-        reports = b"".join(
-            _field(2, _vfield(1, i + 1) + _field(2, _field(1, f"{i:016x}".encode()) +
-                                                 _field(11, b"delivered") +
-                                                 _vfield(12, base + i * 97 * day)))
-            for i in range(300))
-        batch = _field(9, _field(1, b"feedfacecafe0001") + reports)
-        acked = None
+        reports = [(i + 1, _field(1, f"{i:016x}".encode()) + _field(11, b"delivered") +
+                    _vfield(12, base + i * 97 * day)) for i in range(300)]
         for _ in range(2):  # the second time: a resend after a lost ack
-            s.send(batch)
-            deadline = time.monotonic() + 20
-            acked = None
-            while time.monotonic() < deadline and acked is None:
-                if s.poll(1000):
-                    env = _parse_fields(s.recv())
-                    if 10 in env:
-                        acked = _parse_fields(env[10]).get(2)
-        assert acked == 300, f"the batch was not acknowledged: {acked}"
+            acked = _send_batch(s, b"feedfacecafe0001", reports)
+            assert acked == 300, f"the batch was not acknowledged: {acked}"
     finally:
         s.close()
     made = _partitions(cluster) - before
@@ -520,6 +529,54 @@ def test_r8_8_report_dates_cannot_make_partitions(cluster):
         "bool_and(received_at > now() - interval '1 day') FROM message_log WHERE child = 'rogue1'")
     assert rows[0][0] == 300 and rows[0][1] == 300 and rows[0][2], rows
     cluster.cli_ok("child", "remove", "rogue1")
+
+
+def _tracking(msg_id, sender=b"", recipients=(), subject=b"", detail=b"", archived=(),
+              received_ms=None):
+    rec = (_field(1, msg_id) + _field(4, sender) + b"".join(_field(5, r) for r in recipients) +
+           _field(9, _field(1, b"av") + _field(2, b"clean") + _field(3, detail)) +
+           _field(11, b"delivered") + _vfield(12, received_ms or int(time.time() * 1000)) +
+           _field(16, subject) + b"".join(_field(18, a) for a in archived))
+    return rec
+
+
+def test_r7_3_hostile_text_stored_exactly_batches_again_add_nothing(cluster):
+    """R7.3, R8.8: tracking records go into message_log by COPY; text from a child with every
+    character COPY and array literals give meaning to (tab, newline, CR, backslash, quote,
+    braces, comma, "NULL", "\\."), invalid UTF-8 and an over-long field are stored as the
+    JSON path stores them (U+FFFD, cut at 4096 bytes on a character boundary); a batch
+    overlapping stored records and one sent again whole are acknowledged and add nothing."""
+    hostile = "a\tb\\c\nd\re\\.f@example.org"
+    rcpts = ['x"y@example.org', "back\\slash@example.org", "{brace},@example.org", "NULL", "",
+             "tab\there@example.org"]
+    now = int(time.time() * 1000)
+    recs = [(i, _tracking(f"c0ffee{i:010x}".encode(), hostile.encode(),
+                          [r.encode() for r in rcpts], b"\xff\xfeok \xe2\x82" + "é".encode() * 2500,
+                          b'quote " back \\ tab \t', [b"ar\tea", b"q\"uote"], now + i))
+            for i in range(1, 7)]
+    s = _rogue_link(cluster, "rogue2")
+    try:
+        assert _send_batch(s, b"feedfacecafe0002", recs[:4]) == 4  # new: COPY
+        # 3 and 4 stored already: the whole batch by INSERT (5 and 6 new, the same text)
+        assert _send_batch(s, b"feedfacecafe0002", recs[2:]) == 6
+        assert _send_batch(s, b"feedfacecafe0002", recs[:4]) == 4  # sent again whole
+    finally:
+        s.close()
+    rows = cluster.pg.query(
+        "SELECT seq, sender, recipients, subject, verdicts->0->>'detail', archived_to, "
+        "octet_length(subject) FROM message_log WHERE child = 'rogue2' ORDER BY seq")
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6], rows
+    # \xff, \xfe and the cut-off \xe2\x82 (two bytes, each invalid) are U+FFFD, 3 bytes each:
+    # 15 + 2 040 × 2 = 4 095 bytes, the next é would pass 4 096
+    subject = "\ufffd\ufffdok \ufffd\ufffd" + "é" * 2040
+    for r in rows:  # COPY (1-4) and INSERT (5, 6) alike
+        assert r[1] == hostile, r[1]
+        assert r[2] == rcpts, r[2]
+        assert r[3] == subject, r[3][:40]
+        assert r[4] == 'quote " back \\ tab \t', r[4]
+        assert r[5] == ["ar\tea", 'q"uote'], r[5]
+        assert r[6] <= 4096, r[6]
+    cluster.cli_ok("child", "remove", "rogue2")
 
 
 def _fds(pid):
