@@ -5,6 +5,8 @@
 
 const DASHBOARD_REFRESH_MS = 3000;   /* fleet status */
 const CHART_REFRESH_MS = 10000;      /* the per-minute series change slowly */
+const FLEET_PAGE = 100;              /* children per page of the table (the API pages them) */
+const CHART_CHILD_LINES_MAX = 12;    /* more children: the throughput chart shows the fleet only */
 
 /* ================================ dashboard (R5.12, R6, R7.5) ============================= */
 const VERDICT_LABEL = { messages_relayed: 'relayed', messages_quarantined: 'quarantined', messages_deleted: 'deleted',
@@ -57,18 +59,57 @@ PAGES.dashboard = async (view) => {
       el('div', { class: 'panel' }, el('h2', {}, 'Verdicts per minute'), el('div', { class: 'chart-box' }, vdCanvas)),
       el('div', { class: 'panel' }, el('h2', {}, 'Outcomes per minute'), el('div', { class: 'chart-box' }, acCanvas))));
 
-  const charts = makeCharts(tpCanvas, vdCanvas, acCanvas);
-  let lastChart = 0;
-  every(DASHBOARD_REFRESH_MS, async () => {
+  /* the children table pages and filters on the parent (GET /status?state&name&lagging&limit&after):
+   * thousands of children never travel to the browser at once */
+  const filter = { name: '', state: '', lagging: false };
+  let cursors = [null];   /* the `after` of each page shown so far; the last is the current */
+  let lastSt = null;
+  const nameIn = el('input', { type: 'search', placeholder: 'name contains', maxlength: '64', testid: 'fleet-filter-name' });
+  const stateIn = el('select', { testid: 'fleet-filter-state' },
+    ['', 'up', 'down', 'pending'].map(v => el('option', { value: v }, v || 'any state')));
+  const lagIn = el('input', { type: 'checkbox', testid: 'fleet-filter-lagging' });
+  const prev = el('button', { type: 'button', testid: 'fleet-prev' }, '← Previous');
+  const next = el('button', { type: 'button', testid: 'fleet-next' }, 'Next →');
+  const range = el('span', { class: 'muted', testid: 'fleet-range' });
+  const pager = el('div', { class: 'inline', testid: 'fleet-pager' }, nameIn, stateIn, el('label', {}, lagIn, ' lagging only'), prev, next, range);
+  const query = () => {
+    const q = new URLSearchParams({ limit: String(FLEET_PAGE) });
+    if (filter.name) q.set('name', filter.name);
+    if (filter.state) q.set('state', filter.state);
+    if (filter.lagging) q.set('lagging', 'true');
+    const after = cursors[cursors.length - 1];
+    if (after) q.set('after', after);
+    return '/status?' + q.toString();
+  };
+  const refresh = async () => {
     try {
-      const st = await api('GET', '/status');
+      const st = await api('GET', query());
+      lastSt = st;
       err.textContent = '';
       renderTotals(cards, st);
       renderFleet(fleet, st);
+      const first = (cursors.length - 1) * FLEET_PAGE;
+      const shown = (st.children || []).length;
+      range.textContent = shown ? (first + 1) + '–' + (first + shown) + ' of ' + fmtNum(st.matched) : 'none of ' + fmtNum(st.matched);
+      prev.disabled = cursors.length <= 1;
+      next.disabled = !st.next;
       stamp.textContent = 'updated ' + new Date().toLocaleTimeString('en-GB');
     } catch (e) {
       err.textContent = 'Fleet status: ' + e.message;
     }
+  };
+  const refilter = () => { cursors = [null]; refresh(); };
+  nameIn.addEventListener('change', () => { filter.name = nameIn.value.trim(); refilter(); });
+  stateIn.addEventListener('change', () => { filter.state = stateIn.value; refilter(); });
+  lagIn.addEventListener('change', () => { filter.lagging = lagIn.checked; refilter(); });
+  next.addEventListener('click', () => { if (lastSt && lastSt.next) { cursors.push(lastSt.next); refresh(); } });
+  prev.addEventListener('click', () => { if (cursors.length > 1) { cursors.pop(); refresh(); } });
+  fleet.before(pager);
+
+  const charts = makeCharts(tpCanvas, vdCanvas, acCanvas);
+  let lastChart = 0;
+  every(DASHBOARD_REFRESH_MS, async () => {
+    await refresh();
     if (charts && Date.now() - lastChart >= CHART_REFRESH_MS) {
       lastChart = Date.now();
       try { updateCharts(charts, await api('GET', '/stats/timeseries?minutes=60')); } catch (e) {
@@ -79,12 +120,10 @@ PAGES.dashboard = async (view) => {
 };
 
 function renderTotals(cards, st) {
-  const children = st.children || [];
-  const tot = st.totals || {};   /* the parent's sums over every child (admin_status) */
-  const up = children.filter(c => c.state === 'up').length;
+  const tot = st.totals || {};   /* the parent's sums over the whole fleet, whatever the page */
   const card = (k, v, testid) => el('div', { class: 'card', testid }, el('div', { class: 'k' }, k), el('div', { class: 'v' }, v));
   clear(cards).append(
-    card('Children up', up + ' / ' + children.length, 'total-up'),
+    card('Children up', fmtNum(tot.children_up) + ' / ' + fmtNum(tot.children), 'total-up'),
     card('Config version', fmtValue(st.config_version), 'cluster-config-version'),
     card('Messages / min', fmtNum(tot.messages_per_minute), 'total-mpm'),
     card('Relayed', fmtNum(tot.messages_relayed), 'total-relayed'),
@@ -174,8 +213,9 @@ function updateCharts(ch, ts) {
   const labels = pts.map(p => p.label);
   /* throughput: the cluster total and one line per child */
   const tpSets = [{ label: 'cluster', data: pts.map(p => p.total), borderColor: '#1f5fa8', backgroundColor: 'rgba(31,95,168,.12)', fill: true, pointRadius: 0, tension: .2 }];
-  const names = (ts.children || []).slice();
+  let names = (ts.children || []).slice();
   for (const p of pts) for (const k of Object.keys(p.perChild)) if (!names.includes(k)) names.push(k);
+  if (names.length > CHART_CHILD_LINES_MAX) names = [];  /* a line per child only for a small fleet */
   names.forEach((n, i) => tpSets.push({ label: n, data: pts.map(p => Number(p.perChild[n] || 0)),
     borderColor: PALETTE[(i + 1) % PALETTE.length], backgroundColor: 'transparent', pointRadius: 0, tension: .2 }));
   ch.tp.data.labels = labels;

@@ -61,10 +61,26 @@ struct conf;
 json_t *admin_enroll_offer(PGconn *c, const struct conf *conf, const char *name, char *err,
                            size_t errlen);
 
-/* Fleet status (R6.2, R7.2, R7.5): {"config_version": N, "children": [...], "store_totals":
- * {kind: {bytes, files, quota_bytes, children}}, "totals": {children, children_up, …, sums of
- * the children's last reported counters}}. */
-json_t *admin_status(PGconn *c, char *err, size_t errlen);
+/* Which children a status lists (issue 12 point 3); all fields optional. */
+struct admin_status_query {
+    const char *state; /* "up", "down" or "pending"; NULL: any */
+    const char *name;  /* part of the name; NULL: any */
+    bool lagging;      /* only enrolled children not on the current configuration version */
+    unsigned limit;    /* at most this many (0: all) … */
+    const char *after; /* … whose names sort after this one (the previous page's "next") */
+    bool full_health;  /* each child's whole Health; else the summary (no latency histogram) */
+};
+#define ADMIN_STATUS_PAGE_MAX 1000   /* children in one page of the API */
+
+/* Fleet status (R6.2, R7.2, R7.5): {"config_version": N, "children": [...] (those q asks for;
+ * NULL: all, whole Health), "matched": how many match, "next": the name to ask after for the
+ * next page or null, "store_totals": {kind: {bytes, files, quota_bytes, children}}, "totals":
+ * {children, children_up, …, sums of the children's last reported counters}} — totals always
+ * over the whole fleet. */
+json_t *admin_status(PGconn *c, const struct admin_status_query *q, char *err, size_t errlen);
+/* {name, state, last_health_at, health}: a child's whole last Health; NULL with "no child
+ * named …" when there is none. */
+json_t *admin_child_health(PGconn *c, const char *name, char *err, size_t errlen);
 
 
 /* --- policy rules and areas (R5.1, R5.2) ------------------------------------------------- */

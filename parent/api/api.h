@@ -112,6 +112,7 @@ extern const struct api_route_table api_table_stored;   /* api_stored.c: quarant
 extern const struct api_route_table api_table_logs;     /* api_logs.c: tracking, events, audit */
 /* GET /status and GET /children: admin_status, as `portcullis status --json` (api_fleet.c). */
 void api_fleet_status(struct api_req *rq, struct api_resp *rs);
+void api_fleet_child_health(struct api_req *rq, struct api_resp *rs);
 /* All of them, in api_routes.c: every route the API serves. */
 extern const struct api_route_table *const api_route_tables[];
 extern const size_t api_route_tables_n;

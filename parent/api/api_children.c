@@ -139,7 +139,10 @@ static void s_command(struct api_req *rq, struct api_resp *rs)
 
 static const struct api_route s_routes[] = {
     { "GET", API_PREFIX "/children", API_ROLE_VIEWER, NULL, api_fleet_status,
-      "children with state, enrolment, heartbeat and configuration version" },
+      "children with state, enrolment, heartbeat, configuration version and a summary of "
+      "their health: filtered (state, name, lagging) and paged (limit, after)" },
+    { "GET", API_PREFIX "/children/{name}/health", API_ROLE_VIEWER, NULL,
+      api_fleet_child_health, "a child's whole last Health" },
     { "POST", API_PREFIX "/children", API_ROLE_ADMIN, "child enroll-token", s_enroll,
       "a one-time enrolment token and child.conf lines for a new child" },
     { "POST", API_PREFIX "/children/{name}/approve", API_ROLE_ADMIN, "child approve", s_approve,

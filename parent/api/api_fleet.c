@@ -14,6 +14,8 @@
 #include "policy.h"
 #include "util.h"
 
+#define FLEET_PAGE_DEFAULT 100      /* children in a page of the list when none is asked for */
+#define FLEET_NAME_MAX 64           /* characters of ?name= and ?after= (a child name: 63) */
 #define FLEET_MINUTES_DEFAULT 60    /* the window when none is asked for */
 #define FLEET_MINUTES_MAX 1440      /* one day: the console's longest chart */
 #define FLEET_STEP_DEFAULT_S 60     /* per-minute buckets */
@@ -31,18 +33,6 @@ static const char *const s_actions[] = { "delivered", "quarantined", "deleted", 
  *   none       not scanned (scanning off, or no verdict: e.g. a temporary failure) */
 static const char *const s_verdicts[] = { "clean", "virus", "spam", "exception", "none" };
 
-void api_fleet_status(struct api_req *rq, struct api_resp *rs)
-{
-    char err[API_ERROR_MAX];
-    json_t *st = admin_status(rq->db, err, sizeof err);
-
-    if (st == NULL) {
-        api_fail_admin(rs, err);
-        return;
-    }
-    api_ok(rs, st);
-}
-
 /* A whole-number query field within [min, max]; def when absent. -1 having answered 400. */
 static int s_query_int(const struct api_req *rq, struct api_resp *rs, const char *key,
                        int64_t def, int64_t min, int64_t max, int64_t *out)
@@ -59,6 +49,61 @@ static int s_query_int(const struct api_req *rq, struct api_resp *rs, const char
         return -1;
     }
     return 0;
+}
+
+/* GET /status and GET /children (issue 12 point 3): the fleet's totals and one page of
+ * children with the summary of their Health, filtered by ?state=up|down|pending, ?name=PART,
+ * ?lagging=true; ?limit (1..ADMIN_STATUS_PAGE_MAX, default FLEET_PAGE_DEFAULT) and
+ * ?after=NAME (the previous page's "next") page through them in name order. */
+void api_fleet_status(struct api_req *rq, struct api_resp *rs)
+{
+    char err[API_ERROR_MAX];
+    struct admin_status_query q = { 0 };
+    const char *lag = api_query(rq, "lagging");
+    int64_t limit;
+    json_t *st;
+
+    q.state = api_query(rq, "state");
+    q.name = api_query(rq, "name");
+    q.after = api_query(rq, "after");
+    if (q.state != NULL && strcmp(q.state, "up") != 0 && strcmp(q.state, "down") != 0 &&
+        strcmp(q.state, "pending") != 0) {
+        api_fail(rs, 400, "state must be up, down or pending");
+        return;
+    }
+    if ((q.name != NULL && strlen(q.name) > FLEET_NAME_MAX) ||
+        (q.after != NULL && strlen(q.after) > FLEET_NAME_MAX)) {
+        api_fail(rs, 400, "name and after are at most %d characters", FLEET_NAME_MAX);
+        return;
+    }
+    if (lag != NULL && strcmp(lag, "true") != 0 && strcmp(lag, "false") != 0) {
+        api_fail(rs, 400, "lagging must be true or false");
+        return;
+    }
+    q.lagging = lag != NULL && strcmp(lag, "true") == 0;
+    if (s_query_int(rq, rs, "limit", FLEET_PAGE_DEFAULT, 1, ADMIN_STATUS_PAGE_MAX, &limit) != 0)
+        return;
+    q.limit = (unsigned)limit;
+    if ((st = admin_status(rq->db, &q, err, sizeof err)) == NULL) {
+        api_fail_admin(rs, err);
+        return;
+    }
+    api_ok(rs, st);
+}
+
+/* GET /children/{name}/health: one child's whole last Health. */
+void api_fleet_child_health(struct api_req *rq, struct api_resp *rs)
+{
+    char err[API_ERROR_MAX];
+    json_t *h = admin_child_health(rq->db, rq->params[0], err, sizeof err);
+
+    snprintf(rs->target, sizeof rs->target, "%s", rq->params[0]);
+    if (h == NULL && strncmp(err, "no child named", 14) == 0)
+        api_fail(rs, 404, "%s", err);
+    else if (h == NULL)
+        api_fail_admin(rs, err);
+    else
+        api_ok(rs, h);
 }
 
 static void s_add(json_t *obj, const char *key, json_int_t n)

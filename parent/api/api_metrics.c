@@ -5,7 +5,9 @@
  * a per-child family never counts a total twice. */
 #include "api/api.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +40,10 @@ static const char *const s_states[] = { "up", "down", "pending" };
 /* A label value as the format wants it: backslash, double quote and newline escaped. */
 static void s_label(FILE *f, const char *v)
 {
+    if (v != NULL && strpbrk(v, "\\\"\n") == NULL) { /* child names: nothing to escape */
+        fputs(v, f);
+        return;
+    }
     for (; v != NULL && *v != '\0'; v++) {
         if (*v == '\\')
             fputs("\\\\", f);
@@ -223,6 +229,16 @@ static bool s_hist_read(const json_t *ch, struct hist *hs)
     return true;
 }
 
+/* The buckets' upper bounds in seconds, as the le labels print them (made once). */
+static char s_le[SCAN_LATENCY_NBOUNDS][24];
+static pthread_once_t s_le_once = PTHREAD_ONCE_INIT;
+
+static void s_le_init(void)
+{
+    for (size_t i = 0; i < SCAN_LATENCY_NBOUNDS; i++)
+        snprintf(s_le[i], sizeof s_le[i], "%g", (double)SCAN_LATENCY_BOUNDS_MS[i] / 1000.0);
+}
+
 static void s_hist_print(FILE *f, const char *name, const char *child, const struct hist *hs)
 {
     const size_t inf = SCAN_LATENCY_NBOUNDS;
@@ -235,8 +251,7 @@ static void s_hist_print(FILE *f, const char *name, const char *child, const str
             fputs("\",", f);
         }
         if (i < inf)
-            fprintf(f, "le=\"%g\"} %lld\n", (double)SCAN_LATENCY_BOUNDS_MS[i] / 1000.0,
-                    (long long)hs->cum[i]);
+            fprintf(f, "le=\"%s\"} %lld\n", s_le[i], (long long)hs->cum[i]);
         else
             fprintf(f, "le=\"+Inf\"} %lld\n", (long long)hs->cum[i]);
     }
@@ -353,7 +368,7 @@ static void s_fleet(FILE *f, const json_t *st)
 static void s_metrics(struct api_req *rq, struct api_resp *rs)
 {
     char err[API_ERROR_MAX];
-    json_t *st = admin_status(rq->db, err, sizeof err);
+    json_t *st = admin_status(rq->db, NULL, err, sizeof err); /* all, whole Health */
     const json_t *children;
     char *buf = NULL;
     size_t len = 0;
@@ -368,6 +383,8 @@ static void s_metrics(struct api_req *rq, struct api_resp *rs)
         api_fail(rs, 500, "out of memory");
         return;
     }
+    __fsetlocking(f, FSETLOCKING_BYCALLER);
+    pthread_once(&s_le_once, s_le_init); /* this thread's alone: no lock per character */
     children = json_object_get(st, "children");
     s_fleet(f, st);
     s_child_state(f, st, children);

@@ -51,6 +51,7 @@ static void s_usage(FILE *f)
         "                                       fingerprint, from `child list`, compared\n"
         "                                       with the child's log)\n"
         "  child remove NAME                    forget a child and its key\n"
+        "  child health NAME                    the child's whole last health report (JSON)\n"
         "  child flush NAME [--json]            flush the child's upstream MTA queue now (R7.4)\n"
         "  child reload NAME [--json]           the child's scan service reloads its signatures\n"
         "  child purge NAME [--json]            quota check + purge and retention purge now\n"
@@ -101,7 +102,8 @@ static const char *s_str(const json_t *o, const char *k)
 static int cmd_status(struct cli *c)
 {
     char err[1024];
-    json_t *st = admin_status(c->db, err, sizeof err), *ch;
+    /* every child, each with the summary of its Health */
+    json_t *st = admin_status(c->db, &(struct admin_status_query){ 0 }, err, sizeof err), *ch;
     size_t i;
 
     if (st == NULL)
@@ -296,6 +298,14 @@ static int cmd_child(struct cli *c, int argc, char **argv)
         (void)admin_child_approve(c->db, argv[1], NULL, err, sizeof err);
         fprintf(stderr, "portcullis: %s\n", err);
         return EXIT_USAGE;
+    }
+    if (strcmp(argv[0], "health") == 0) {
+        json_t *h = admin_child_health(c->db, argv[1], err, sizeof err);
+        if (h == NULL)
+            return s_fail(err);
+        s_print_json(h); /* JSON whatever --json says: it is the whole report */
+        json_decref(h);
+        return 0;
     }
     if (strcmp(argv[0], "remove") == 0) {
         if (admin_child_remove(c->db, argv[1], err, sizeof err) != 0)

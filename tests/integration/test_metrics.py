@@ -8,7 +8,9 @@ cluster for the module; the configuration-lag test stops a child and runs last."
 import http.client
 import json
 import math
+import os
 import re
+import subprocess
 import time
 import uuid
 
@@ -16,6 +18,7 @@ import pytest
 
 import signatures
 from apiclient import tls_context, token_for
+from cluster import BIN_DIR
 from harness import LOOPBACK, wait_until
 from scanning import attachment_message, scan_cluster, send_direct, set_setting, with_headers
 
@@ -23,6 +26,7 @@ HEALTH_S = 1          # cluster.health_interval_s for the module: figures arrive
 ARRIVE_S = 30         # a Health carrying what was sent reaches the parent's /metrics
 CLEAN = {"child1": 2, "child2": 1}
 EICAR = {"child1": 1, "child2": 2}
+SIM = os.path.join(os.path.dirname(BIN_DIR), "tests", "fleet_sim")
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
@@ -399,7 +403,8 @@ def test_status_agrees_with_the_cli(cluster, viewer, sent):
         assert {k: a["health"]["stats"][k] for k in counters} == \
             {k: c["health"]["stats"][k] for k in counters}
         assert {s["kind"] for s in a["health"]["stores"]} == {"quarantine", "archive"}
-        assert set(a["health"]["stats"]["scan_ms"]) == {"buckets", "sum_ms"}
+        # the summary: the latency histogram is on the child's own health route
+        assert "scan_ms" not in a["health"]["stats"] and "scan_ms" not in c["health"]["stats"]
     tot = api["totals"]
     assert tot["children"] == 2 and tot["children_up"] == 2 and tot["children_down"] == 0
     for k in counters:
@@ -479,6 +484,78 @@ def test_timeseries_counts_messages_in_their_minute(cluster, viewer, sent):
         assert json.loads(body)["error"], q
     assert _get(cluster, "/api/v1/stats/timeseries")[0] == 401
     assert _get(cluster, "/api/v1/status")[0] == 401
+
+
+def _sim_children(cluster, prefix, k, seconds=3):
+    """k simulated children (tests/fleet_sim, the real protocol) that link, apply the
+    configuration, send Health and go silent when it exits."""
+    key = open(os.path.join(cluster.parent.state_dir, "parent.pub")).read().strip()
+    cp = subprocess.run([SIM, "--endpoint", cluster.parent.cluster_endpoint, "--server-key", key,
+                         "--dsn", cluster.pg.dsn, "-k", str(k), "--seconds", str(seconds),
+                         "--prefix", prefix], capture_output=True, text=True,
+                        timeout=seconds + 120)
+    assert cp.returncode == 0, cp.stderr
+    return sorted(f"{prefix}-{i:05d}" for i in range(k))  # fleet_sim's names
+
+
+def test_r10_children_filtered_paged_health_on_its_route(cluster, viewer, sent):
+    """Issue 12 point 3 (R7.5, R10.1): the children list pages in name order (limit, after →
+    next) with every child once, counts what matches, filters by state, name and lagging; the
+    totals stay the whole fleet's; a child's whole Health (with the latency histogram the
+    summary leaves out) is on GET /api/v1/children/{name}/health; every query field has its
+    limit, answered 400 one past it."""
+    names = _sim_children(cluster, "pg", 23)
+    seen, after, pages = [], None, 0
+    while True:
+        q = "/api/v1/children?name=pg-&limit=5" + (f"&after={after}" if after else "")
+        page = _get_json(cluster, viewer, q)
+        assert page["matched"] == 23 and len(page["children"]) <= 5, page["matched"]
+        seen += [c["name"] for c in page["children"]]
+        pages += 1
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == names and pages == 5, (pages, seen)
+    total = cluster.pg.query("SELECT count(*) FROM children")[0][0]
+    assert page["totals"]["children"] == total, page["totals"]
+
+    down = wait_until(lambda: (lambda p: p if p["matched"] == 23 else None)(_get_json(
+        cluster, viewer, "/api/v1/status?state=down&name=pg-&limit=1000")), 30,
+        "the simulated children to be down")
+    assert [c["name"] for c in down["children"]] == names
+    up = _get_json(cluster, viewer, "/api/v1/status?state=up")
+    assert [c["name"] for c in up["children"]] == ["child1", "child2"], up["children"]
+    assert up["totals"]["children_up"] == 2 and up["totals"]["children_down"] == 23
+    assert _get_json(cluster, viewer, "/api/v1/children?state=pending")["matched"] == 0
+
+    # a change the silent children never apply: exactly they lag, by one version
+    version = set_setting(cluster, "smtp.command_timeout_s", 295)
+    cluster.wait_children_current(version, 30)
+    lag = _get_json(cluster, viewer, "/api/v1/children?lagging=true&limit=1000")
+    assert [c["name"] for c in lag["children"]] == names and lag["matched"] == 23
+    assert all(c["config_lag"] >= 1 and not c["config_current"] for c in lag["children"])
+    assert _get_json(cluster, viewer, "/api/v1/children?lagging=true&state=up")["matched"] == 0
+
+    full = _get_json(cluster, viewer, "/api/v1/children/child1/health")
+    assert full["name"] == "child1" and full["state"] == "up" and full["last_health_at"]
+    assert set(full["health"]["stats"]["scan_ms"]) == {"buckets", "sum_ms"}
+    summary = _get_json(cluster, viewer, "/api/v1/children?name=child1")["children"][0]["health"]
+    assert set(full["health"]) == set(summary)
+    assert set(full["health"]["stats"]) - set(summary["stats"]) == {"scan_ms"}
+    assert _get(cluster, "/api/v1/children/nosuchchild/health", viewer)[0] == 404
+    cli = json.loads(cluster.cli_ok("child", "health", "child1"))
+    assert cli["name"] == "child1" and set(cli["health"]) == set(full["health"])
+    assert cluster.cli("child", "health", "nosuchchild")[0] != 0
+
+    for path in ("state=sideways", "limit=0", "limit=1001", "lagging=yes", "name=" + "n" * 65,
+                 "after=" + "a" * 65):
+        status, _h, body = _get(cluster, "/api/v1/children?" + path, viewer)
+        assert status == 400, (path, status, body)
+    for path in ("limit=1", "limit=1000", "name=" + "n" * 64, "after=" + "a" * 64,
+                 "lagging=false"):
+        assert _get(cluster, "/api/v1/children?" + path, viewer)[0] == 200, path
+    for n in names:
+        cluster.cli_ok("child", "remove", n)
 
 
 def test_config_lag_when_a_child_misses_a_change(cluster, viewer, sent):
