@@ -99,7 +99,9 @@ PAGES.dashboard = async (view) => {
     }
   };
   const refilter = () => { cursors = [null]; refresh(); };
-  nameIn.addEventListener('change', () => { filter.name = nameIn.value.trim(); refilter(); });
+  const byName = () => { if (filter.name !== nameIn.value.trim()) { filter.name = nameIn.value.trim(); refilter(); } };
+  nameIn.addEventListener('change', byName);
+  nameIn.addEventListener('keydown', e => { if (e.key === 'Enter') byName(); });
   stateIn.addEventListener('change', () => { filter.state = stateIn.value; refilter(); });
   lagIn.addEventListener('change', () => { filter.lagging = lagIn.checked; refilter(); });
   next.addEventListener('click', () => { if (lastSt && lastSt.next) { cursors.push(lastSt.next); refresh(); } });

@@ -4,7 +4,7 @@
  * cluster, makes the users and checks the effects outside the browser; this script only does
  * what an operator does in the browser and asserts what the page shows.
  *
- *   node console.js SCENARIO...      scenarios: dashboard setting refusal quarantine pages viewer children
+ *   node console.js SCENARIO...      scenarios: dashboard fleetpages setting refusal quarantine pages viewer children
  *
  * Environment: PORTCULLIS_URL (https://127.0.0.1:PORT/), PORTCULLIS_USER, PORTCULLIS_PASSWORD,
  * PORTCULLIS_SCREENSHOTS (directory for the PNGs), PORTCULLIS_CHROMIUM (default
@@ -77,6 +77,36 @@ const fleetText = () => Array.from(document.querySelectorAll('[data-testid^="chi
 
 /* ---- scenarios -------------------------------------------------------------------------------- */
 const SCENARIOS = {
+  /* A fleet larger than a page (EXPECT_FLEET children): the table shows one page of 100, Next
+   * and Previous walk the parent's pages, the name filter narrows them (issue 12 point 3). */
+  async fleetpages(page) {
+    const total = Number(need('EXPECT_FLEET'));
+    const rows = () => document.querySelectorAll('[data-testid^="child-row-"]').length;
+    const range = () => (document.querySelector('[data-testid="fleet-range"]') || {}).textContent || '';
+    await go(page, '#/dashboard', 'fleet');
+    await waitFor(page, `the first page of ${total} children`,
+      n => document.querySelector('[data-testid="fleet-range"]').textContent === `1–100 of ${n}` &&
+        document.querySelectorAll('[data-testid^="child-row-"]').length === 100, total, range);
+    const first = await page.evaluate(rows);
+    await page.click(tid('fleet-next'));
+    await waitFor(page, 'the second page', n => document.querySelector('[data-testid="fleet-range"]').textContent ===
+      `101–${n} of ${n}` && document.querySelectorAll('[data-testid^="child-row-"]').length === n - 100, total, range);
+    const second = await page.evaluate(rows);
+    const nextOff = await page.evaluate(() => document.querySelector('[data-testid="fleet-next"]').disabled);
+    await page.click(tid('fleet-prev'));
+    await waitFor(page, 'the first page again', () => document.querySelector('[data-testid="fleet-range"]').textContent.startsWith('1–100 '),
+      null, range);
+    await page.fill(tid('fleet-filter-name'), 'child1');
+    await page.press(tid('fleet-filter-name'), 'Enter');
+    await waitFor(page, 'the name filter', () => document.querySelector('[data-testid="fleet-range"]').textContent === '1–1 of 1',
+      null, range);
+    const filtered = await page.evaluate(() => Array.from(document.querySelectorAll('[data-testid^="child-row-"]')).map(r => r.dataset.name));
+    const up = await page.textContent(tid('total-up'));
+    await screenshot(page, 'dashboard-pages.png');
+    await page.fill(tid('fleet-filter-name'), '');
+    await page.press(tid('fleet-filter-name'), 'Enter');
+    return { first, second, next_disabled_on_last: nextOff, filtered, totals_up: up };
+  },
   /* Log in and see every child "up" on the fleet dashboard with its details; the charts drew. */
   async dashboard(page) {
     const children = need('CHILDREN').split(',');

@@ -17,6 +17,7 @@ import pytest
 
 import signatures
 from apiclient import Api, make_user
+from cluster import BIN_DIR
 from harness import wait_until
 from messages import make_message
 from scanning import (SENDER, attachment_message, scan_cluster, send_direct, set_setting,
@@ -165,6 +166,26 @@ def test_dashboard_two_children_up(cluster, users, traffic):
     for c in r["children"]:
         assert int(c["config"]) == cluster.child_status(c["name"], st)["config_version"]
     assert os.path.getsize(os.path.join(SCREENSHOTS, "dashboard.png")) > 10000
+
+
+def test_r10_dashboard_pages_a_large_fleet(cluster, users):
+    """Issue 12 point 3 (R7.5): with 150 more children (tests/fleet_sim, the real protocol)
+    the dashboard shows 100 rows, Next shows the other 52, Previous returns, the name filter
+    finds one child; the totals card counts the whole fleet."""
+    key = open(os.path.join(cluster.parent.state_dir, "parent.pub")).read().strip()
+    sim = os.path.join(os.path.dirname(BIN_DIR), "tests", "fleet_sim")
+    cp = subprocess.run([sim, "--endpoint", cluster.parent.cluster_endpoint, "--server-key", key,
+                         "--dsn", cluster.pg.dsn, "-k", "150", "--seconds", "2", "--prefix", "fp"],
+                        capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    try:
+        r = run_console(cluster, users["viewer"], ["fleetpages"],
+                        EXPECT_FLEET=152)["fleetpages"]
+        assert r["first"] == 100 and r["second"] == 52 and r["next_disabled_on_last"], r
+        assert r["filtered"] == ["child1"], r
+        assert r["totals_up"].endswith("/ 152"), r
+    finally:
+        cluster.pg.query("DELETE FROM children WHERE name LIKE 'fp-%'")
 
 
 def test_setting_change_applied_by_both_children(cluster, users):
