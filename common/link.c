@@ -20,7 +20,7 @@ void *link_server_socket(void *ctx, const struct curve_keypair *kp, const char *
                          const char *endpoint, int64_t max_msg, char *err, size_t errlen)
 {
     void *s = zmq_socket(ctx, ZMQ_ROUTER);
-    int one = 1;
+    int one = 1, backlog = LINK_LISTEN_BACKLOG;
 
     if (s == NULL) {
         snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(errno));
@@ -30,7 +30,8 @@ void *link_server_socket(void *ctx, const struct curve_keypair *kp, const char *
         zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, kp->secret_z85, KEYS_Z85_LEN) != 0 ||
         zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain)) != 0 ||
-        zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0) {
+        zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+        zmq_setsockopt(s, ZMQ_BACKLOG, &backlog, sizeof backlog) != 0) {
         snprintf(err, errlen, "CURVE server options: %s (libzmq built without CURVE?)",
                  zmq_strerror(errno));
         zmq_close(s);

@@ -12,6 +12,9 @@
 #define LINK_LIVENESS 3              /* missed intervals before the peer is considered gone */
 #define LINK_RECONNECT_MIN_MS 1000
 #define LINK_RECONNECT_MAX_MS 32000
+#define LINK_LISTEN_BACKLOG 4096     /* pending TCP connections a server socket holds (libzmq's
+                                      * default, 100, drops SYNs in a reconnect storm; the kernel
+                                      * caps it at net.core.somaxconn) */
 #define LINK_ZAP_CLUSTER "cluster"   /* ZAP domain: enrolled keys only */
 #define LINK_ZAP_ENROL "enrol"       /* ZAP domain: any key, enrolment requests only */
 

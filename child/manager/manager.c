@@ -194,14 +194,18 @@ static void s_enter_linking(struct manager *m)
     s_send_hello(m);
 }
 
+/* R10.2: the wait is drawn from the upper half of the backoff, so that a fleet that lost its
+ * parent at the same moment does not come back at the same moment. */
 static void s_link_lost(struct manager *m, const char *why)
 {
-    log_warn("link down: %s; reconnecting in %u ms", why, m->backoff_ms);
+    uint32_t wait_ms = m->backoff_ms / 2 + randombytes_uniform(m->backoff_ms / 2 + 1);
+
+    log_warn("link down: %s; reconnecting in %u ms", why, wait_ms);
     link_close(&m->sock);
     report_ship_reset(m->ship);
     report_ship_reset(m->mship);
     m->state = LINK_BACKOFF;
-    m->state_until_ms = now_ms() + m->backoff_ms;
+    m->state_until_ms = now_ms() + wait_ms;
     m->backoff_ms = m->backoff_ms * 2 > LINK_RECONNECT_MAX_MS ? LINK_RECONNECT_MAX_MS
                                                               : m->backoff_ms * 2;
 }

@@ -15,6 +15,8 @@
 #include "wire.h"
 
 #define ADMIN_NOTIFY_CONFIG "portcullis_config" /* LISTEN channel: a new config version */
+#define ADMIN_NOTIFY_CHILDREN "portcullis_children" /* children enrolled, re-keyed or removed
+                                                    * (a trigger on the table, migration 016) */
 #define ADMIN_TOKEN_TTL_HOURS 24
 #define ADMIN_TOKEN_BYTES 24                      /* random bytes in an enrolment token */
 #define ADMIN_TOKEN_HEX (2 * ADMIN_TOKEN_BYTES)

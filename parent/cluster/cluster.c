@@ -26,6 +26,7 @@
 #include "cluster/enrol.h"
 #include "cluster/cmdroute.h"
 #include "cluster/ingest.h"
+#include "cluster/keytab.h"
 #include "cluster/reconcile_sched.h"
 #include "db/db.h"
 #include "link.h"
@@ -48,6 +49,10 @@
 #define CLUSTER_EVENT_NAMES_MAX 20   /* names listed in such an event */
 #define CLUSTER_IO_THREADS 2         /* libzmq I/O threads (its default is 1) */
 #define CLUSTER_STOP_WAIT_MS 5000    /* at stop, how long the last state flush may take */
+#define CLUSTER_LOOKUP_QUEUE_MAX 64  /* enrolment requests waiting for the look-ups thread; more
+                                      * are not taken (the child asks again after 2 s) */
+#define CLUSTER_KEYS_REFRESH_MS 60000 /* the keys are reloaded at least this often, should a
+                                       * notification have been lost */
 
 /* What is to be written of a child at the next flush. */
 struct peer_state {
@@ -69,6 +74,7 @@ struct peer {
     size_t ridlen;
     char address[64];
     bool up;
+    bool gone;                 /* removed (or no longer enrolled): its messages are ignored */
     uint64_t last_rx_ms, last_tx_ms, last_seen_write_ms;
     struct peer_state st;
 };
@@ -107,9 +113,28 @@ struct cluster {
     size_t snapshot_len;
     uint64_t refusal_window_ms;
     unsigned refusals_in_window;
+    keytab_t *keys;                /* enrolled children's keys: ZAP, new peers, enrolment */
+    dbthread_t *lookups;           /* key loads and enrolment requests, off this loop */
+    bool keys_loading, keys_again; /* a load is with the thread; another is wanted after it */
+    uint64_t keys_next_ms;         /* next periodic (or retried) load */
+    struct keytab_entry *recent;   /* keys learnt from enrolments since the load in flight was
+                                    * posted: that load may not have seen them */
+    size_t nrecent, caprecent;
+    uint64_t enrol_dropped, enrol_dropped_log_ms;
 };
 
 /* --- database ----------------------------------------------------------------------------- */
+
+static void s_keys_reload(cluster_t *c);
+
+static int s_listen(PGconn *db, char *err, size_t errlen)
+{
+    if (db_exec(db, "LISTEN " ADMIN_NOTIFY_CONFIG, 0, NULL, err, errlen) != 0 ||
+        db_exec(db, "LISTEN " ADMIN_NOTIFY_COMMAND, 0, NULL, err, errlen) != 0 ||
+        db_exec(db, "LISTEN " ADMIN_NOTIFY_CHILDREN, 0, NULL, err, errlen) != 0)
+        return -1;
+    return 0;
+}
 
 static bool s_db_ok(cluster_t *c)
 {
@@ -126,13 +151,13 @@ static bool s_db_ok(cluster_t *c)
         log_err("%s (retrying every %d ms)", err, CLUSTER_DB_RETRY_MS);
         return false;
     }
-    if (db_exec(c->db, "LISTEN " ADMIN_NOTIFY_CONFIG, 0, NULL, err, sizeof err) != 0 ||
-        db_exec(c->db, "LISTEN " ADMIN_NOTIFY_COMMAND, 0, NULL, err, sizeof err) != 0) {
+    if (s_listen(c->db, err, sizeof err) != 0) {
         log_err("LISTEN failed: %s", err);
         db_close(&c->db);
         return false;
     }
     log_info("database connected");
+    s_keys_reload(c); /* children may have been removed while no notification could come */
     return true;
 }
 
@@ -173,22 +198,14 @@ static void s_slots_fit(cluster_t *c, size_t n)
         c->slots[s_slot_of(c, c->peers[k].id)] = k + 1;
 }
 
+/* A child seen for the first time since the start: known from the keys, no database. */
 static struct peer *s_peer_add(cluster_t *c, int64_t id)
 {
-    char idtxt[32], err[512];
-    const char *p[] = { idtxt };
-    PGresult *r;
+    const struct keytab_entry *e = keytab_by_id(c->keys, id);
     struct peer *pe;
 
-    snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
-    r = db_query(c->db, "SELECT name FROM children WHERE id = $1::bigint AND enrolment = 'enrolled'",
-                 1, p, err, sizeof err);
-    if (r == NULL || PQntuples(r) != 1) {
-        if (r == NULL)
-            log_err("child id=%s: %s", idtxt, err);
-        PQclear(r);
-        return NULL;
-    }
+    if (e == NULL)
+        return NULL; /* removed after its handshake */
     if (c->npeers == c->cappeers) {
         c->cappeers = c->cappeers ? 2 * c->cappeers : 16;
         c->peers = xrealloc(c->peers, c->cappeers * sizeof *c->peers);
@@ -198,8 +215,7 @@ static struct peer *s_peer_add(cluster_t *c, int64_t id)
     pe->id = id;
     pe->st.connected = -1;
     pe->st.applied = -1;
-    strlcpy_p(pe->name, PQgetvalue(r, 0, 0), sizeof pe->name);
-    PQclear(r);
+    strlcpy_p(pe->name, e->name, sizeof pe->name);
     s_slots_fit(c, c->npeers);
     c->slots[s_slot_of(c, id)] = c->npeers;
     return pe;
@@ -538,7 +554,7 @@ static void s_push_config_all(cluster_t *c)
 static void s_db_input(cluster_t *c)
 {
     PGnotify *n;
-    bool any = false, commands = false;
+    bool any = false, commands = false, keys = false;
 
     if (PQconsumeInput(c->db) == 0) {
         log_err("database connection lost: %s", PQerrorMessage(c->db));
@@ -548,14 +564,121 @@ static void s_db_input(cluster_t *c)
     while ((n = PQnotifies(c->db)) != NULL) {
         if (strcmp(n->relname, ADMIN_NOTIFY_COMMAND) == 0)
             commands = true;
+        else if (strcmp(n->relname, ADMIN_NOTIFY_CHILDREN) == 0)
+            keys = true;
         else
             any = true;
         PQfreemem(n);
     }
+    if (keys)
+        s_keys_reload(c);
     if (any && s_snapshot_refresh(c))
         s_push_config_all(c);
     if (commands && s_db_ok(c))
         cmdroute_dispatch(c->cmds, c->db);
+}
+
+/* --- enrolled keys (R10.1, R10.2) ----------------------------------------------------------- */
+
+struct keys_job {
+    cluster_t *c;
+    keytab_t *t;
+    char err[256];
+};
+
+static bool s_keys_run(PGconn *db, void *arg)
+{
+    struct keys_job *j = arg;
+
+    j->t = keytab_load(db, j->err, sizeof j->err);
+    return j->t != NULL;
+}
+
+/* Peers no longer in the keys are cut off: nothing they send is taken and they get no
+ * heartbeats, so their link dies and their next handshake is refused. */
+static void s_peers_match_keys(cluster_t *c)
+{
+    for (size_t i = 0; i < c->npeers; i++) {
+        struct peer *pe = &c->peers[i];
+        const struct keytab_entry *e = keytab_by_id(c->keys, pe->id);
+
+        if (e == NULL && !pe->gone) {
+            log_warn("child %s (id=%" PRId64 ") is no longer enrolled; its link is cut", pe->name,
+                     pe->id);
+            pe->gone = true;
+            pe->up = false;
+            s_state_clear(&pe->st); /* its row is gone, or no longer its own */
+        } else if (e != NULL) {
+            pe->gone = false;
+            strlcpy_p(pe->name, e->name, sizeof pe->name);
+        }
+    }
+}
+
+static void s_keys_done(void *arg, bool ok)
+{
+    struct keys_job *j = arg;
+    cluster_t *c = j->c;
+
+    c->keys_loading = false;
+    if (!ok) {
+        log_err("enrolled keys not reloaded (%s); the last ones stay in force, retrying",
+                j->err[0] != '\0' ? j->err : "database unavailable");
+        c->keys_next_ms = now_ms() + CLUSTER_DB_RETRY_MS;
+    } else {
+        for (size_t i = 0; i < c->nrecent; i++) /* enrolled while it was loading */
+            if (keytab_by_id(j->t, c->recent[i].id) == NULL)
+                keytab_put(j->t, c->recent[i].id, c->recent[i].key, c->recent[i].name);
+        keytab_free(&c->keys);
+        c->keys = j->t;
+        c->keys_next_ms = now_ms() + CLUSTER_KEYS_REFRESH_MS;
+        log_debug("enrolled keys loaded: %zu", keytab_count(c->keys));
+        s_peers_match_keys(c);
+    }
+    c->nrecent = 0;
+    free(j);
+    if (c->keys_again)
+        s_keys_reload(c);
+}
+
+/* Loads the keys again on the look-ups thread: one load at a time, a wish for another while
+ * it runs is remembered (a storm of enrolments makes two loads, not thousands). */
+static void s_keys_reload(cluster_t *c)
+{
+    struct keys_job *j;
+
+    if (c->lookups == NULL)
+        return; /* starting: cluster_new loads them itself */
+    if (c->keys_loading) {
+        c->keys_again = true;
+        return;
+    }
+    j = xcalloc(1, sizeof *j);
+    j->c = c;
+    if (!dbthread_post(c->lookups, s_keys_run, s_keys_done, j)) {
+        free(j);
+        c->keys_next_ms = now_ms() + CLUSTER_TICK_MS; /* the queue is full: at the next tick */
+        return;
+    }
+    c->keys_loading = true;
+    c->keys_again = false;
+    c->nrecent = 0;
+}
+
+/* A key an enrolment has just written: at once in the table, and kept for the load in flight. */
+static void s_keys_learn(cluster_t *c, int64_t id, const char *key, const char *name)
+{
+    keytab_put(c->keys, id, key, name);
+    if (!c->keys_loading)
+        return;
+    if (c->nrecent == c->caprecent) {
+        c->caprecent = c->caprecent ? 2 * c->caprecent : 16;
+        c->recent = xrealloc(c->recent, c->caprecent * sizeof *c->recent);
+    }
+    c->recent[c->nrecent].id = id;
+    strlcpy_p(c->recent[c->nrecent].key, key, sizeof c->recent[0].key);
+    strlcpy_p(c->recent[c->nrecent].name, name, sizeof c->recent[0].name);
+    c->nrecent++;
 }
 
 /* --- ZAP: who may connect ------------------------------------------------------------------ */
@@ -589,7 +712,7 @@ static void s_zap_handle(cluster_t *c)
     size_t lens[7] = { 0 };
     int nf = 0, more = 1;
     size_t moresz = sizeof more;
-    char key[KEYS_Z85_LEN + 1] = "", address[64], err[512];
+    char key[KEYS_Z85_LEN + 1] = "", address[64];
 
     while (more) {
         char buf[256];
@@ -616,24 +739,23 @@ static void s_zap_handle(cluster_t *c)
         s_zap_reply(c->zap, frames[1], lens[1], "200", "OK", key);
         return;
     }
-    if (!s_db_ok(c)) {
-        /* Fail closed: without the database nobody new is let in. */
-        log_warn("zap deferred key=%.8s… address=%s: database unavailable", key, address);
-        s_zap_reply(c->zap, frames[1], lens[1], "300", "database unavailable", "");
-        return;
-    }
     {
-        const char *p[] = { key };
-        PGresult *r = db_query(c->db, "SELECT id FROM children WHERE public_key = $1 "
-                                      "AND enrolment = 'enrolled'", 1, p, err, sizeof err);
-        if (r != NULL && PQntuples(r) == 1) {
-            s_zap_reply(c->zap, frames[1], lens[1], "200", "OK", PQgetvalue(r, 0, 0));
-            PQclear(r);
+        /* From memory (R10.1): a storm of handshakes costs no database round trip. While
+         * PostgreSQL is away the keys last loaded stay in force; a removal made meanwhile
+         * takes effect at the load that follows the reconnection. */
+        const struct keytab_entry *e = keytab_by_key(c->keys, key);
+        char idtxt[32];
+
+        if (e != NULL) {
+            snprintf(idtxt, sizeof idtxt, "%" PRId64, e->id);
+            s_zap_reply(c->zap, frames[1], lens[1], "200", "OK", idtxt);
             return;
         }
-        if (r == NULL)
-            log_err("zap lookup: %s", err);
-        PQclear(r);
+        if (c->keys_loading) {
+            /* a change of the children is being loaded: the key may be in it */
+            s_zap_reply(c->zap, frames[1], lens[1], "300", "keys being reloaded", "");
+            return;
+        }
     }
     if (s_refusal_log_allowed(c))
         log_warn("zap refused unenrolled key=%.8s… address=%s domain=%s", key, address,
@@ -956,8 +1078,10 @@ static void s_router_input(cluster_t *c)
             continue;
         }
         pe = s_peer_find(c, id);
-        if (pe == NULL && (!s_db_ok(c) || (pe = s_peer_add(c, id)) == NULL)) {
-            /* Removed after it connected, or the database is away: ignore until it is back. */
+        if (pe == NULL)
+            pe = s_peer_add(c, id);
+        if (pe == NULL || pe->gone) {
+            /* Removed after its handshake: nothing it says is taken, nothing is sent to it. */
             zmq_msg_close(&payload);
             wire_free(&env);
             continue;
@@ -987,16 +1111,82 @@ static void s_router_input(cluster_t *c)
     }
 }
 
+/* An enrolment request on its way to the look-ups thread (R8.3: tokens, pending requests). */
+struct enrol_job {
+    cluster_t *c;
+    uint8_t rid[CLUSTER_RID_MAX];
+    size_t ridlen;
+    char key[KEYS_Z85_LEN + 1], address[64];
+    envelope_t *env;
+    Portcullis__EnrollReply reply;
+    char msg[512];
+    int64_t id;            /* enrolled: the child's row, for the keys */
+    char name[KEYTAB_NAME_MAX];
+};
+
+static bool s_enrol_run(PGconn *db, void *arg)
+{
+    struct enrol_job *j = arg;
+    const char *p[] = { j->key };
+    char err[256];
+    PGresult *r;
+
+    enrol_handle(db, j->key, j->address, j->env->enroll_request, &j->reply, j->msg,
+                 sizeof j->msg);
+    if (j->reply.status != PORTCULLIS__ENROLL_REPLY__STATUS__ENROLLED)
+        return PQstatus(db) == CONNECTION_OK;
+    r = db_query(db, "SELECT id, name FROM children WHERE public_key = $1 "
+                     "AND enrolment = 'enrolled'", 1, p, err, sizeof err);
+    if (r != NULL && PQntuples(r) == 1 && parse_int64(PQgetvalue(r, 0, 0), &j->id) == 0)
+        strlcpy_p(j->name, PQgetvalue(r, 0, 1), sizeof j->name);
+    else
+        j->id = 0; /* removed in between: the handshake will say so */
+    PQclear(r);
+    return true;
+}
+
+static void s_enrol_reply(cluster_t *c, const uint8_t *rid, size_t ridlen, const char *address,
+                          Portcullis__EnrollReply *reply)
+{
+    envelope_t out = PORTCULLIS__ENVELOPE__INIT;
+
+    out.body_case = PORTCULLIS__ENVELOPE__BODY_ENROLL_REPLY;
+    out.enroll_reply = reply;
+    if (wire_send_zmq(c->enrol, rid, ridlen, &out) != 0)
+        log_debug("enrolment reply to %s not sent: %s", address, zmq_strerror(errno));
+}
+
+static void s_enrol_done(void *arg, bool ok)
+{
+    struct enrol_job *j = arg;
+
+    if (!ok) {
+        j->reply.status = PORTCULLIS__ENROLL_REPLY__STATUS__REFUSED;
+        j->reply.message = "the parent's database is unavailable; try again later";
+    } else if (j->reply.status == PORTCULLIS__ENROLL_REPLY__STATUS__ENROLLED && j->id > 0) {
+        s_keys_learn(j->c, j->id, j->key, j->name); /* before the reply: its Hello comes next */
+    }
+    s_enrol_reply(j->c, j->rid, j->ridlen, j->address, &j->reply);
+    wire_free(&j->env);
+    free(j);
+}
+
+/* R10.2: an enrolled child asking again (it does after every lost link) is answered from the
+ * keys at once; anything else goes to the look-ups thread, a bounded queue: in a storm the
+ * surplus is dropped unanswered and those children ask again. */
 static void s_enrol_input(cluster_t *c)
 {
     uint8_t rid[CLUSTER_RID_MAX];
     size_t ridlen;
     zmq_msg_t payload;
-    char key[64], address[64], msg[512];
+    char key[64], address[64];
     envelope_t *env;
 
-    for (int budget = 0; budget < 100; budget++) {
+    for (int budget = 0; budget < 1000; budget++) {
         int r = s_recv(c->enrol, rid, &ridlen, &payload);
+        const struct keytab_entry *e;
+        struct enrol_job *j;
+
         if (r < 0)
             return;
         if (r > 0)
@@ -1007,27 +1197,44 @@ static void s_enrol_input(cluster_t *c)
         env = wire_is_enroll_request(zmq_msg_data(&payload), zmq_msg_size(&payload))
                   ? wire_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload))
                   : NULL;
-        if (env == NULL) {
+        zmq_msg_close(&payload);
+        if (env == NULL || strlen(key) != KEYS_Z85_LEN) {
             if (s_refusal_log_allowed(c))
-                log_warn("enrolment socket: %zu-byte message from %s is not an enrolment "
-                         "request; dropped", zmq_msg_size(&payload), address);
-            zmq_msg_close(&payload);
+                log_warn("enrolment socket: a message from %s is not an enrolment request; "
+                         "dropped", address);
+            wire_free(&env);
             continue;
         }
-        zmq_msg_close(&payload);
-        Portcullis__EnrollReply reply = PORTCULLIS__ENROLL_REPLY__INIT;
-        envelope_t out = PORTCULLIS__ENVELOPE__INIT;
-        if (!s_db_ok(c)) {
-            reply.status = PORTCULLIS__ENROLL_REPLY__STATUS__REFUSED;
-            reply.message = "the parent's database is unavailable; try again later";
-        } else {
-            enrol_handle(c->db, key, address, env->enroll_request, &reply, msg, sizeof msg);
+        e = keytab_by_key(c->keys, key);
+        if (e != NULL && env->enroll_request->name != NULL &&
+            strcmp(e->name, env->enroll_request->name) == 0) {
+            Portcullis__EnrollReply reply = PORTCULLIS__ENROLL_REPLY__INIT;
+            reply.status = PORTCULLIS__ENROLL_REPLY__STATUS__ENROLLED;
+            reply.message = "enrolled";
+            s_enrol_reply(c, rid, ridlen, address, &reply);
+            wire_free(&env);
+            continue;
         }
-        out.body_case = PORTCULLIS__ENVELOPE__BODY_ENROLL_REPLY;
-        out.enroll_reply = &reply;
-        if (wire_send_zmq(c->enrol, rid, ridlen, &out) != 0)
-            log_debug("enrolment reply to %s not sent: %s", address, zmq_strerror(errno));
-        wire_free(&env);
+        j = xcalloc(1, sizeof *j);
+        j->c = c;
+        memcpy(j->rid, rid, ridlen);
+        j->ridlen = ridlen;
+        strlcpy_p(j->key, key, sizeof j->key);
+        strlcpy_p(j->address, address, sizeof j->address);
+        j->env = env;
+        portcullis__enroll_reply__init(&j->reply);
+        if (!dbthread_post(c->lookups, s_enrol_run, s_enrol_done, j)) {
+            wire_free(&j->env);
+            free(j);
+            c->enrol_dropped++;
+            if (now_ms() - c->enrol_dropped_log_ms >= 10000) {
+                log_warn("enrolment requests not taken: %" PRIu64 " while %d wait for the "
+                         "database (those children ask again)", c->enrol_dropped,
+                         CLUSTER_LOOKUP_QUEUE_MAX);
+                c->enrol_dropped = 0;
+                c->enrol_dropped_log_ms = now_ms();
+            }
+        }
     }
 }
 
@@ -1044,6 +1251,8 @@ static void s_tick(cluster_t *c)
         cmdroute_dispatch(c->cmds, c->db); /* a NOTIFY lost with a reconnect */
         cmdroute_tick(c->cmds, c->db);
     }
+    if (!c->keys_loading && now >= c->keys_next_ms)
+        s_keys_reload(c);
     for (size_t i = 0; i < c->npeers; i++) {
         struct peer *pe = &c->peers[i];
         if (!pe->up)
@@ -1080,9 +1289,12 @@ cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errl
     c->db = db_connect(opt->dsn, err, errlen);
     if (c->db == NULL)
         goto fail;
-    if (db_exec(c->db, "LISTEN " ADMIN_NOTIFY_CONFIG, 0, NULL, err, errlen) != 0 ||
-        db_exec(c->db, "LISTEN " ADMIN_NOTIFY_COMMAND, 0, NULL, err, errlen) != 0)
+    if (s_listen(c->db, err, errlen) != 0)
         goto fail;
+    /* The keys first, before any socket binds: a child is judged from them (R10.1). */
+    if ((c->keys = keytab_load(c->db, err, errlen)) == NULL)
+        goto fail;
+    c->keys_next_ms = now_ms() + CLUSTER_KEYS_REFRESH_MS;
     /* The ZAP handler must exist before any CURVE socket binds. */
     c->zap = zmq_socket(c->ctx, ZMQ_REP);
     if (c->zap == NULL || zmq_bind(c->zap, "inproc://zeromq.zap.01") != 0) {
@@ -1106,6 +1318,10 @@ cluster_t *cluster_new(const struct cluster_options *opt, char *err, size_t errl
      * ingest is not retried there: the batch is not acknowledged and the child sends it again. */
     if ((c->writer = dbthread_start(opt->dsn, "cluster writer", 1, true, err, errlen)) == NULL)
         goto fail;
+    /* Enrolment requests are not retried there: the child asks again. */
+    if ((c->lookups = dbthread_start(opt->dsn, "cluster look-ups", CLUSTER_LOOKUP_QUEUE_MAX,
+                                     false, err, errlen)) == NULL)
+        goto fail;
     for (unsigned i = 0; i < c->ningest; i++) {
         char name[32];
         snprintf(name, sizeof name, "report ingest %u", i + 1);
@@ -1124,20 +1340,21 @@ void cluster_run(cluster_t *c, volatile sig_atomic_t *stop)
     uint64_t next_tick = now_ms();
 
     while (!*stop) {
-        zmq_pollitem_t items[5 + CLUSTER_INGEST_THREADS_MAX] = {
+        zmq_pollitem_t items[6 + CLUSTER_INGEST_THREADS_MAX] = {
             { c->router, 0, ZMQ_POLLIN, 0 },
             { c->enrol, 0, ZMQ_POLLIN, 0 },
             { c->zap, 0, ZMQ_POLLIN, 0 },
             { NULL, dbthread_fd(c->writer), ZMQ_POLLIN, 0 },
+            { NULL, dbthread_fd(c->lookups), ZMQ_POLLIN, 0 },
         };
-        int idb = 4 + (int)c->ningest; /* the notification connection's, last: it may be gone */
+        int idb = 5 + (int)c->ningest; /* the notification connection's, last: it may be gone */
         int nitems = c->db != NULL ? idb + 1 : idb;
         uint64_t now = now_ms();
         uint64_t wake = next_tick < c->next_flush_ms || c->writing ? next_tick : c->next_flush_ms;
         long timeout = wake > now ? (long)(wake - now) : 0;
 
         for (unsigned i = 0; i < c->ningest; i++)
-            items[4 + i] = (zmq_pollitem_t){ NULL, dbthread_fd(c->ingester[i]), ZMQ_POLLIN, 0 };
+            items[5 + i] = (zmq_pollitem_t){ NULL, dbthread_fd(c->ingester[i]), ZMQ_POLLIN, 0 };
         if (c->db != NULL)
             items[idb] = (zmq_pollitem_t){ NULL, PQsocket(c->db), ZMQ_POLLIN, 0 };
         if (zmq_poll(items, nitems, timeout) < 0) {
@@ -1154,8 +1371,10 @@ void cluster_run(cluster_t *c, volatile sig_atomic_t *stop)
             s_router_input(c);
         if (items[3].revents & ZMQ_POLLIN)
             dbthread_complete(c->writer);
+        if (items[4].revents & ZMQ_POLLIN)
+            dbthread_complete(c->lookups);
         for (unsigned i = 0; i < c->ningest; i++)
-            if (items[4 + i].revents & ZMQ_POLLIN)
+            if (items[5 + i].revents & ZMQ_POLLIN)
                 dbthread_complete(c->ingester[i]);
         if (nitems > idb && (items[idb].revents & ZMQ_POLLIN))
             s_db_input(c);
@@ -1174,6 +1393,7 @@ void cluster_free(cluster_t **cp)
     if (cp == NULL || (c = *cp) == NULL)
         return;
     reconcile_sched_stop(&c->reconcile); /* first: its commands need this loop no longer */
+    dbthread_stop(&c->lookups); /* its last enrolment replies go out before the sockets close */
     /* What was received is written before the children are marked disconnected. */
     for (unsigned i = 0; i < c->ningest; i++)
         dbthread_stop(&c->ingester[i]);
@@ -1209,6 +1429,8 @@ void cluster_free(cluster_t **cp)
         s_state_clear(&c->peers[i].st);
     free(c->peers);
     free(c->slots);
+    keytab_free(&c->keys);
+    free(c->recent);
     free(c->events);
     free(c->snapshot);
     free(c);

@@ -472,16 +472,19 @@ def _partitions(cluster):
         "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'message_log'")}
 
 
-def _rogue_link(cluster, name):
+def _rogue_link(cluster, name, keys=None):
     """An enrolled child of our own speaking the real protocol (a DEALER with its CURVE key)
-    that has said Hello: what a compromised child can send."""
+    that has said Hello: what a compromised child can send. keys: a Stranger enrolled
+    already as name."""
     import zmq
-    token = cluster.enroll_token(name)["enroll_token"]
-    st = Stranger(cluster)
-    try:
-        assert st.ask(_enroll_request(name, token))[0] == "enrolled"
-    finally:
-        st.close()
+    st = keys
+    if st is None:
+        token = cluster.enroll_token(name)["enroll_token"]
+        st = Stranger(cluster)
+        try:
+            assert st.ask(_enroll_request(name, token))[0] == "enrolled"
+        finally:
+            st.close()
     s = zmq.Context.instance().socket(zmq.DEALER)
     s.curve_secretkey, s.curve_publickey = st.secret, st.public
     s.curve_serverkey = cluster.parent_public_key().encode()
@@ -489,6 +492,71 @@ def _rogue_link(cluster, name):
     s.connect(cluster.parent.cluster_endpoint)
     s.send(_field(3, _field(1, name.encode()) + _field(2, b"0.1.0")))  # Hello
     return s
+
+
+def _handshake(cluster, public, secret, timeout=5):
+    """A DEALER with this CURVE key connects to the cluster socket: "ok" or "refused" by the
+    first handshake event, None if none came."""
+    import zmq
+    from zmq.utils.monitor import recv_monitor_message
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.curve_secretkey, s.curve_publickey = secret, public
+    s.curve_serverkey = cluster.parent_public_key().encode()
+    s.linger = 0
+    mon = s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+    try:
+        s.connect(cluster.parent.cluster_endpoint)
+        if not mon.poll(timeout * 1000):
+            return None
+        ev = recv_monitor_message(mon)
+        return "ok" if ev["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED else "refused"
+    finally:
+        s.disable_monitor()
+        mon.close()
+        s.close()
+
+
+def _drain(s, window_s):
+    """Everything the parent sends s within window_s (an observation window)."""
+    got = []
+    deadline = time.monotonic() + window_s
+    for _ in range(1000):  # bounded; ends at the deadline
+        left = deadline - time.monotonic()
+        if left <= 0 or not s.poll(int(left * 1000)):
+            break
+        got.append(s.recv())
+    return got
+
+
+def test_r10_2_keys_in_memory_follow_enrolment_and_removal(cluster):
+    """R10.1/R10.2 with R8.3: links are judged from the enrolled keys the parent keeps in
+    memory. A key enrolled by token is let in by the very next handshake (learnt with the
+    enrolment, before its reply); removing the child cuts its live link at once — the parent
+    logs it and answers nothing more, not a Hello, not a heartbeat — and a new handshake with
+    that key is refused; asking to enrol again does not make it enrolled."""
+    token = cluster.enroll_token("rogue3")["enroll_token"]
+    st = Stranger(cluster)
+    s = None
+    try:
+        assert st.ask(_enroll_request("rogue3", token))[0] == "enrolled"
+        assert _handshake(cluster, st.public, st.secret) == "ok"
+        s = _rogue_link(cluster, "rogue3", keys=st)
+        assert _drain(s, 3), "no answer to the Hello of an enrolled child"
+        mark = cluster.parent.proc.log_mark()
+        cluster.cli_ok("child", "remove", "rogue3")
+        cluster.parent.proc.wait_for_log(r"child rogue3 \(id=\d+\) is no longer enrolled; "
+                                         r"its link is cut", 10, since=mark)
+        _drain(s, 0.5)  # what was on its way before the cut
+        s.send(_field(3, _field(1, b"rogue3") + _field(2, b"0.1.0")))  # Hello again
+        # heartbeats come every 2 s (LINK_HEARTBEAT_MS): a 3 s window would hold one
+        assert _drain(s, 3) == [], "the removed child was still answered"
+        assert _handshake(cluster, st.public, st.secret) == "refused"
+        assert st.ask(_enroll_request("rogue3", token))[0] != "enrolled"
+    finally:
+        if s is not None:
+            s.close()
+        st.close()
+        cluster.cli("child", "remove", "rogue3")
 
 
 def _send_batch(s, epoch, reports):
