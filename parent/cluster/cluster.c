@@ -49,8 +49,9 @@
 #define CLUSTER_EVENT_NAMES_MAX 20   /* names listed in such an event */
 #define CLUSTER_IO_THREADS 2         /* libzmq I/O threads (its default is 1) */
 #define CLUSTER_STOP_WAIT_MS 5000    /* at stop, how long the last state flush may take */
-#define CLUSTER_LOOKUP_QUEUE_MAX 64  /* enrolment requests waiting for the look-ups thread; more
-                                      * are not taken (the child asks again after 2 s) */
+#define CLUSTER_LOOKUP_QUEUE_MAX 256 /* enrolment requests waiting for the look-ups thread (a
+                                      * token's takes 2-5 ms: the last waits about a second);
+                                      * more are not taken (the child asks again after 2 s) */
 #define CLUSTER_KEYS_REFRESH_MS 60000 /* the keys are reloaded at least this often, should a
                                        * notification have been lost */
 

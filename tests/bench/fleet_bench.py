@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Fleet benchmark (issue 12 point 4, R10.1, R10.2): a real PostgreSQL (the integration
 harness, in /tmp), and tests/fleet_sim running K simulated children against a real parent —
-first linking and taking the configuration, then reporting as fast as acknowledgements allow.
+first linking and taking the configuration, then reporting as fast as acknowledgements allow,
+then enrolling through the enrolment socket with one-time tokens and, STORM_AT seconds in, all
+losing their link at once and coming back as real children do (a reconnect storm, R10.2).
 With several --bin LABEL=DIR the parents are measured side by side in one run: for each K,
 each parent in turn on a fresh database. Every tracking record is a new one (random message
 id, new sequence number): nothing is answered from a cache. Prints a Markdown table for
@@ -57,12 +59,17 @@ def postgres_cpu():
     return out
 
 
-def sim(args, parent, pg, k, reports, prefix):
+STORM_AT = 8  # seconds into the storm run
+
+
+def sim(args, parent, pg, k, load, prefix):
     cmd = [args.sim, "--endpoint", parent.cluster_endpoint, "--server-key",
            open(os.path.join(parent.state_dir, "parent.pub")).read().strip(),
            "--dsn", pg.dsn, "-k", str(k), "--seconds", str(args.seconds), "--prefix", prefix]
-    if reports:
+    if load == "reports":
         cmd.append("--reports")
+    elif load == "storm":
+        cmd += ["--enrol-endpoint", parent.enrol_endpoint, "--storm-at", str(STORM_AT)]
     c0, p0 = cpu_s(parent.proc.pid), postgres_cpu()
     s0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the simulator, once reaped
     t0 = time.monotonic()
@@ -107,11 +114,11 @@ def main():
                     cluster.write_conf(parent.conf_path, values)
                 parent.start()
                 try:
-                    for reports in (False, True):
-                        r = sim(args, parent, pg, k, reports, f"sim{k}{'r' if reports else 'l'}")
+                    for load in ("link", "reports", "storm"):
+                        r = sim(args, parent, pg, k, load, f"sim{k}{load[0]}")
                         if r is not None:
-                            rows.append((label, k, reports, r))
-                            print(f"# {label} k={k} reports={reports}: {r}", file=sys.stderr)
+                            rows.append((label, k, load, r))
+                            print(f"# {label} k={k} load={load}: {r}", file=sys.stderr)
                 finally:
                     parent.stop()
     finally:
@@ -120,11 +127,30 @@ def main():
           "recorded in the database | links dropped | records acknowledged/s | rows = "
           "distinct | CPU: parent / PostgreSQL / simulator |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for label, k, reports, r in rows:
-        print(f"| {label} | {k} | {'reports' if reports else 'link + config'} | {r['configs']} | "
+    for label, k, load, r in rows:
+        if load == "storm":
+            continue
+        print(f"| {label} | {k} | {'reports' if load == 'reports' else 'link + config'} | {r['configs']} | "
               f"{r['hello_to_snapshot_p50_ms']} / {r['hello_to_snapshot_p99_ms']} ms | "
               f"{r['all_recorded_ms']} ms | {r['links_dropped']} | {r['acked_per_s']} | "
               f"{r['rows']} = {r['distinct']} | {r['parent_cpu_pct']} / {r['pg_cpu_pct']} / "
+              f"{r['sim_cpu_pct']} % |")
+
+    print()
+    print(f"Reconnect storm: enrolment by token through the enrolment socket, then at {STORM_AT} s "
+          "every child loses its link at once and comes back as a real child does.")
+    print()
+    print("| parent | children | enrolled | enrolment p50 / p99 | refused or unanswered | "
+          "back after the storm | storm settled in | links dropped after the storm | "
+          "CPU: parent / PostgreSQL / simulator |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, k, load, r in rows:
+        if load != "storm":
+            continue
+        print(f"| {label} | {k} | {r.get('enrolled', '-')} | {r.get('enrol_p50_ms', '-')} / "
+              f"{r.get('enrol_p99_ms', '-')} ms | {r.get('enrol_refused', '-')} | "
+              f"{r.get('storm_back', '-')} | {r.get('storm_settle_ms', '-')} ms | "
+              f"{r.get('storm_links_dropped', '-')} | {r['parent_cpu_pct']} / {r['pg_cpu_pct']} / "
               f"{r['sim_cpu_pct']} % |")
 
 

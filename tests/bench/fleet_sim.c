@@ -3,11 +3,18 @@
  * every snapshot, heartbeats, Health, and — with --reports — ReportBatches of tracking records
  * sent as fast as the parent's ReportAcks allow, one batch in flight per child as a real
  * child does. The children are enrolled by writing their keys straight into the parent's
- * database (the enrolment protocol is not what is measured). Prints one line of key=value
- * results; tests/bench/fleet_sim.sh turns runs into the table of docs/BENCHMARKS.md.
+ * database, or — with --enrol-endpoint — as real children are: each asks the enrolment socket
+ * with a one-time token written here, then links. With --storm-at S every child loses its
+ * link S seconds into the run at the same moment and comes back as a real child does (a wait
+ * drawn from the upper half of its backoff, enrolment request, new link, Hello), so that a
+ * reconnect storm of the whole fleet can be measured (R10.2). A child silent past the
+ * liveness relinks the same way. Prints one line of key=value results;
+ * tests/bench/fleet_bench.sh turns runs into the table of docs/BENCHMARKS.md.
  *   fleet_sim --endpoint tcp://H:P --server-key Z85 --dsn DSN -k K [--seconds S]
- *             [--reports] [--batch R] [--prefix NAME] */
+ *             [--reports] [--batch R] [--prefix NAME] [--enrol-endpoint tcp://H:P]
+ *             [--storm-at S] */
 #include <getopt.h>
+#include <sodium.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -26,11 +33,20 @@
 #define SIM_HEALTH_MS 10000   /* a Health this often per child (a real child: health_interval_s) */
 #define SIM_K_MAX 20000
 
+enum sim_state { SIM_ENROL, SIM_LINKING, SIM_UP, SIM_BACKOFF };
+
 struct sim_child {
     char name[64];
+    char token[2 * 24 + 1];   /* with --enrol-endpoint: its one-time enrolment token */
     struct curve_keypair kp;
-    void *sock;
+    void *sock;               /* the enrolment socket while enrolling, then the cluster's */
+    enum sim_state state;
+    uint64_t until;           /* enrolment resend, or end of the backoff */
+    uint64_t backoff;
+    uint64_t enrol_at;        /* the first enrolment request */
+    bool storm_back;          /* heard from the parent since the storm */
     uint64_t last_rx, last_tx, last_health, hello_at, config_at;
+    uint64_t hello_next;      /* while linking: the next Hello */
     uint64_t config_version;
     bool down;                /* silent past the liveness: counted once per silence */
     char epoch[17];
@@ -39,14 +55,16 @@ struct sim_child {
 };
 
 static struct {
-    const char *endpoint, *server_key, *dsn, *prefix;
-    int k, seconds, batch;
+    const char *endpoint, *server_key, *dsn, *prefix, *enrol_endpoint;
+    int k, seconds, batch, storm_at;
     bool reports;
 } A = { .prefix = "sim", .seconds = 20, .batch = 500 };
 
-static uint64_t s_drops, s_acked, s_batches, s_configs;
-static double *s_cfg_ms;
-static size_t s_ncfg;
+static uint64_t s_drops, s_acked, s_batches, s_configs, s_enrol_refused, s_storm_drops;
+static double *s_cfg_ms, *s_enrol_ms;
+static size_t s_ncfg, s_nenrol, s_storm_back;
+static uint64_t s_storm_ms, s_storm_settled_ms;
+static void *s_ctx;
 
 static void s_die(const char *m)
 {
@@ -79,13 +97,20 @@ static void s_enrol(PGconn *db, struct sim_child *ch)
         snprintf(ch[i].name, sizeof ch[i].name, "%s-%05d", A.prefix, i);
         json_array_append_new(rows, json_pack("{s:s,s:s}", "name", ch[i].name, "key", pub));
         random_hex(ch[i].epoch, 8);
+        random_hex(ch[i].token, 24);
+        json_object_set_new(json_array_get(rows, (size_t)i), "token", json_string(ch[i].token));
     }
     text = json_dumps(rows, JSON_COMPACT);
     p[0] = text;
     PQclear(s_sql(db, "DELETE FROM children WHERE name LIKE $1 || '-%'", 1, &A.prefix));
-    PQclear(s_sql(db, "INSERT INTO children (name, public_key, enrolment, enrolled_at) "
-                      "SELECT name, key, 'enrolled', now() FROM jsonb_to_recordset($1::jsonb) "
-                      "AS v(name text, key text)", 1, p));
+    if (A.enrol_endpoint != NULL) /* tokens as `portcullis child enroll-token` makes them */
+        PQclear(s_sql(db, "INSERT INTO enrol_tokens (child_name, token_hash, expires_at) "
+                          "SELECT name, sha256(convert_to(token, 'UTF8')), now() + '1 hour' "
+                          "FROM jsonb_to_recordset($1::jsonb) AS v(name text, token text)", 1, p));
+    else
+        PQclear(s_sql(db, "INSERT INTO children (name, public_key, enrolment, enrolled_at) "
+                          "SELECT name, key, 'enrolled', now() FROM jsonb_to_recordset($1::jsonb) "
+                          "AS v(name text, key text)", 1, p));
     free(text);
     json_decref(rows);
 }
@@ -94,6 +119,31 @@ static void s_send(struct sim_child *c, envelope_t *env)
 {
     if (wire_send_zmq(c->sock, NULL, 0, env) == 0)
         c->last_tx = now_ms();
+}
+
+static void s_open(struct sim_child *c, const char *endpoint, int64_t max)
+{
+    char err[256];
+
+    if (c->sock != NULL)
+        zmq_close(c->sock);
+    c->sock = link_client_socket(s_ctx, &c->kp, A.server_key, endpoint, max, err, sizeof err);
+    if (c->sock == NULL)
+        s_die(err);
+}
+
+static void s_send_enrol(struct sim_child *c)
+{
+    Portcullis__EnrollRequest r = PORTCULLIS__ENROLL_REQUEST__INIT;
+    envelope_t env = PORTCULLIS__ENVELOPE__INIT;
+
+    r.name = c->name;
+    r.token = c->token;
+    r.software_version = "fleet-sim";
+    env.body_case = PORTCULLIS__ENVELOPE__BODY_ENROLL_REQUEST;
+    env.enroll_request = &r;
+    /* unsent (not connected yet): again soon, as the manager does */
+    c->until = now_ms() + (wire_send_zmq(c->sock, NULL, 0, &env) == 0 ? 2000 : 200);
 }
 
 static void s_hello(struct sim_child *c)
@@ -107,7 +157,10 @@ static void s_hello(struct sim_child *c)
     env.body_case = PORTCULLIS__ENVELOPE__BODY_HELLO;
     env.hello = &h;
     c->hello_at = now_ms();
-    s_send(c, &env);
+    /* unsent (not connected yet): again soon, as the manager does; else after a heartbeat */
+    c->hello_next = now_ms() + (wire_send_zmq(c->sock, NULL, 0, &env) == 0 ? LINK_HEARTBEAT_MS
+                                                                            : 200);
+    c->last_tx = now_ms();
 }
 
 static void s_heartbeat(struct sim_child *c)
@@ -182,15 +235,81 @@ static void s_batch(struct sim_child *c)
     free(ids);
 }
 
+/* As the manager's s_enter_linking, s_enter_enrol and s_link_lost. */
+static void s_enter_linking(struct sim_child *c)
+{
+    c->state = SIM_LINKING;
+    s_open(c, A.endpoint, LINK_CLUSTER_MSG_MAX);
+    c->last_rx = now_ms();
+    c->down = false;
+    s_hello(c);
+}
+
+static void s_enter_enrol(struct sim_child *c)
+{
+    if (A.enrol_endpoint == NULL) {
+        s_enter_linking(c);
+        return;
+    }
+    c->state = SIM_ENROL;
+    s_open(c, A.enrol_endpoint, LINK_ENROL_MSG_MAX);
+    if (c->enrol_at == 0)
+        c->enrol_at = now_ms();
+    s_send_enrol(c);
+}
+
+static void s_lost(struct sim_child *c)
+{
+    uint64_t wait = c->backoff / 2 + randombytes_uniform((uint32_t)(c->backoff / 2 + 1));
+
+    zmq_close(c->sock);
+    c->sock = NULL;
+    c->state = SIM_BACKOFF;
+    c->until = now_ms() + wait;
+    c->backoff = 2 * c->backoff > LINK_RECONNECT_MAX_MS ? LINK_RECONNECT_MAX_MS : 2 * c->backoff;
+    c->inflight_to = 0; /* a real child sends its unacknowledged records again */
+}
+
+static void s_enrol_input(struct sim_child *c, const envelope_t *env)
+{
+    if (env == NULL || env->body_case != PORTCULLIS__ENVELOPE__BODY_ENROLL_REPLY)
+        return;
+    if (env->enroll_reply->status != PORTCULLIS__ENROLL_REPLY__STATUS__ENROLLED) {
+        s_enrol_refused++;
+        if (getenv("FLEET_SIM_DEBUG") != NULL)
+            fprintf(stderr, "fleet_sim: %s: enrolment answered %d: %s\n", c->name,
+                    (int)env->enroll_reply->status, env->enroll_reply->message);
+        c->until = now_ms() + 2000;
+        return;
+    }
+    if (s_nenrol < (size_t)A.k && c->token[0] != '\0') {
+        s_enrol_ms[s_nenrol++] = (double)(now_ms() - c->enrol_at);
+        c->token[0] = '\0'; /* used: from now on it asks as an enrolled child does */
+    }
+    s_enter_linking(c);
+}
+
 static void s_input(struct sim_child *c)
 {
     zmq_msg_t m;
 
     zmq_msg_init(&m);
-    while (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) >= 0) {
+    while (c->sock != NULL && zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) >= 0) {
         envelope_t *env = wire_unpack(zmq_msg_data(&m), zmq_msg_size(&m));
+        if (c->state == SIM_ENROL) {
+            s_enrol_input(c, env);
+            wire_free(&env);
+            continue;
+        }
         c->last_rx = now_ms();
         c->down = false;
+        if (c->state == SIM_LINKING) {
+            c->state = SIM_UP; /* any answer to the Hello: linked */
+            c->backoff = LINK_RECONNECT_MIN_MS;
+            if (s_storm_ms != 0 && !c->storm_back && ++s_storm_back == (size_t)A.k)
+                s_storm_settled_ms = now_ms() - s_storm_ms;
+            c->storm_back = s_storm_ms != 0;
+        }
         if (env != NULL && env->body_case == PORTCULLIS__ENVELOPE__BODY_CONFIG) {
             Portcullis__ConfigApplied a = PORTCULLIS__CONFIG_APPLIED__INIT;
             envelope_t out = PORTCULLIS__ENVELOPE__INIT;
@@ -235,6 +354,8 @@ int main(int argc, char **argv)
         { "dsn", required_argument, NULL, 'd' },      { "seconds", required_argument, NULL, 't' },
         { "reports", no_argument, NULL, 'r' },        { "batch", required_argument, NULL, 'b' },
         { "prefix", required_argument, NULL, 'p' },
+        { "enrol-endpoint", required_argument, NULL, 'E' },
+        { "storm-at", required_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 },
     };
     struct rlimit rl;
@@ -244,7 +365,7 @@ int main(int argc, char **argv)
     void *ctx;
     int o, io = 2;
     uint64_t t0, end, all_cfg_ms = 0, ingest_t0 = 0;
-    char err[256], ver[32];
+    char ver[32];
     long long want_version, recorded_at_ms = -1;
 
     while ((o = getopt_long(argc, argv, "k:", lo, NULL)) != -1) {
@@ -257,13 +378,18 @@ int main(int argc, char **argv)
         case 'r': A.reports = true; break;
         case 'b': A.batch = atoi(optarg); break;
         case 'p': A.prefix = optarg; break;
+        case 'E': A.enrol_endpoint = optarg; break;
+        case 'S': A.storm_at = atoi(optarg); break;
         default: s_die("usage: see the file's head");
         }
     }
     if (A.endpoint == NULL || A.server_key == NULL || A.dsn == NULL || A.k < 1 || A.k > SIM_K_MAX ||
-        A.batch < 1 || A.batch > 500 || A.seconds < 1 || A.seconds > 3600)
+        A.batch < 1 || A.batch > 500 || A.seconds < 1 || A.seconds > 3600 || A.storm_at < 0 ||
+        A.storm_at >= A.seconds)
         s_die("--endpoint, --server-key, --dsn and -k 1..20000 are required; --batch 1..500, "
-              "--seconds 1..3600");
+              "--seconds 1..3600, --storm-at below --seconds");
+    if (sodium_init() < 0)
+        s_die("libsodium");
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
@@ -272,42 +398,63 @@ int main(int argc, char **argv)
     ch = calloc((size_t)A.k, sizeof *ch);
     items = calloc((size_t)A.k, sizeof *items);
     s_cfg_ms = calloc((size_t)A.k, sizeof *s_cfg_ms);
+    s_enrol_ms = calloc((size_t)A.k, sizeof *s_enrol_ms);
     s_enrol(db, ch);
-    ctx = zmq_ctx_new();
+    ctx = s_ctx = zmq_ctx_new();
     zmq_ctx_set(ctx, ZMQ_IO_THREADS, io);
     zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, A.k + 64);
     t0 = now_ms();
     for (int i = 0; i < A.k; i++) {
-        ch[i].sock = link_client_socket(ctx, &ch[i].kp, A.server_key, A.endpoint,
-                                        LINK_CLUSTER_MSG_MAX, err, sizeof err);
-        if (ch[i].sock == NULL)
-            s_die(err);
-        items[i].socket = ch[i].sock;
-        items[i].events = ZMQ_POLLIN;
-        ch[i].last_rx = now_ms();
-        s_hello(&ch[i]);
+        ch[i].backoff = LINK_RECONNECT_MIN_MS;
+        s_enter_enrol(&ch[i]);
     }
     end = now_ms() + (uint64_t)A.seconds * 1000;
     while (now_ms() < end) {
         uint64_t now;
+        for (int i = 0; i < A.k; i++) { /* a child in its backoff has no socket */
+            items[i].socket = ch[i].sock;
+            items[i].fd = -1;
+            items[i].events = ch[i].sock != NULL ? ZMQ_POLLIN : 0;
+        }
         if (zmq_poll(items, A.k, 50) < 0)
             break;
         now = now_ms();
+        if (A.storm_at > 0 && s_storm_ms == 0 && now - t0 >= (uint64_t)A.storm_at * 1000) {
+            s_storm_ms = now; /* the whole fleet loses its link at once */
+            for (int i = 0; i < A.k; i++)
+                if (ch[i].sock != NULL)
+                    s_lost(&ch[i]);
+        }
         for (int i = 0; i < A.k; i++) {
             struct sim_child *c = &ch[i];
             if (items[i].revents & ZMQ_POLLIN) {
                 s_input(c);
                 now = now_ms(); /* the input moved last_rx/last_tx past the loop's now */
             }
-            if (!c->down && now - c->last_rx > (uint64_t)LINK_HEARTBEAT_MS * LINK_LIVENESS) {
-                c->down = true; /* what a real child would call a lost link */
-                s_drops++;
+            if (c->state == SIM_ENROL || c->state == SIM_BACKOFF) {
+                if (now >= c->until) {
+                    if (c->state == SIM_ENROL)
+                        s_send_enrol(c);
+                    else
+                        s_enter_enrol(c);
+                }
+                continue;
+            }
+            if (now - c->last_rx > (uint64_t)LINK_HEARTBEAT_MS * LINK_LIVENESS) {
+                s_drops++; /* what a real child calls a lost link: it relinks */
+                if (s_storm_ms != 0)
+                    s_storm_drops++;
                 if (getenv("FLEET_SIM_DEBUG") != NULL)
                     fprintf(stderr, "fleet_sim: %s silent for %" PRIu64 " ms at +%" PRIu64 " ms\n",
                             c->name, now - c->last_rx, now - t0);
+                s_lost(c);
+                continue;
             }
-            if (c->config_at == 0 && now - c->hello_at >= LINK_HEARTBEAT_MS)
-                s_hello(c); /* as a real child does while linking */
+            if (c->state == SIM_LINKING) {
+                if (now >= c->hello_next)
+                    s_hello(c); /* as a real child does while linking */
+                continue;
+            }
             if (now - c->last_tx >= LINK_HEARTBEAT_MS)
                 s_heartbeat(c);
             if (c->config_at != 0 && now - c->last_health >= SIM_HEALTH_MS)
@@ -337,6 +484,7 @@ int main(int argc, char **argv)
         }
     }
     qsort(s_cfg_ms, s_ncfg, sizeof *s_cfg_ms, s_cmp);
+    qsort(s_enrol_ms, s_nenrol, sizeof *s_enrol_ms, s_cmp);
     {
         double secs = (double)(now_ms() - (ingest_t0 ? ingest_t0 : t0)) / 1000.0;
         long long rows = 0, distinct = 0;
@@ -359,17 +507,23 @@ int main(int argc, char **argv)
         printf("k=%d seconds=%d configs=%zu hello_to_snapshot_p50_ms=%.0f hello_to_snapshot_p99_ms=%.0f "
                "all_snapshots_ms=%" PRIu64 " all_recorded_ms=%lld links_dropped=%" PRIu64
                " batches=%" PRIu64 " acked_records=%" PRIu64 " acked_per_s=%.0f "
-               "rows=%lld distinct=%lld\n",
+               "rows=%lld distinct=%lld enrolled=%zu enrol_p50_ms=%.0f enrol_p99_ms=%.0f "
+               "enrol_refused=%" PRIu64 " storm_back=%zu storm_settle_ms=%lld "
+               "storm_links_dropped=%" PRIu64 "\n",
                A.k, A.seconds, s_ncfg, s_pct(s_cfg_ms, s_ncfg, 50), s_pct(s_cfg_ms, s_ncfg, 99),
                all_cfg_ms, recorded_at_ms, s_drops, s_batches, s_acked,
-               (double)s_acked / secs, rows, distinct);
+               (double)s_acked / secs, rows, distinct, s_nenrol, s_pct(s_enrol_ms, s_nenrol, 50),
+               s_pct(s_enrol_ms, s_nenrol, 99), s_enrol_refused, s_storm_back,
+               s_storm_settled_ms != 0 ? (long long)s_storm_settled_ms : -1LL, s_storm_drops);
     }
     for (int i = 0; i < A.k; i++)
-        zmq_close(ch[i].sock);
+        if (ch[i].sock != NULL)
+            zmq_close(ch[i].sock);
     zmq_ctx_term(ctx);
     PQfinish(db);
     free(ch);
     free(items);
     free(s_cfg_ms);
+    free(s_enrol_ms);
     return 0;
 }

@@ -4,6 +4,7 @@ ConfigApplied, heartbeats, Health, ReportBatches paced by ReportAcks — from on
 test can have many children. One parent and database for the module."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -23,12 +24,14 @@ def parent(module_dir, pg):
     p.stop()
 
 
-def _sim(parent, pg, k, seconds, prefix, reports=False):
+def _sim(parent, pg, k, seconds, prefix, reports=False, storm_at=None):
     key = open(os.path.join(parent.state_dir, "parent.pub")).read().strip()
     cmd = [SIM, "--endpoint", parent.cluster_endpoint, "--server-key", key, "--dsn", pg.dsn,
            "-k", str(k), "--seconds", str(seconds), "--prefix", prefix]
     if reports:
         cmd += ["--reports", "--batch", "50"]
+    if storm_at is not None:
+        cmd += ["--enrol-endpoint", parent.enrol_endpoint, "--storm-at", str(storm_at)]
     cp = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
     assert cp.returncode == 0, cp.stderr
     return dict(kv.split("=", 1) for kv in cp.stdout.split())
@@ -99,3 +102,26 @@ def test_r10_1_removed_child_holds_up_no_state_write(parent, pg):
     wait_until(lambda: pg.query("SELECT 1 FROM children WHERE name = 'gone-00001' "
                                 "AND NOT connected"), 30,
                "the other child's state still written after the removal")
+
+
+def test_r10_2_reconnect_storm_settles_without_drops(parent, pg):
+    """R10.2: 150 children enrol with one-time tokens through the enrolment socket (each
+    answered, none refused), link and take the configuration; 4 s in, all of them lose their
+    link at the same moment and come back as real children do (a wait from the upper half of
+    the backoff, an enrolment request — answered from the parent's keys — a new link, Hello):
+    every one is linked again within 10 s and no link drops afterwards. Their 150 downs and
+    150 ups are one event each, not 300."""
+    r = _sim(parent, pg, 150, 14, "relink", storm_at=4)
+    assert r["enrolled"] == "150" and r["enrol_refused"] == "0", r
+    assert r["configs"] == "150", r
+    assert r["storm_back"] == "150", r
+    assert 0 < int(r["storm_settle_ms"]) <= 10000, r
+    assert r["storm_links_dropped"] == "0" and r["links_dropped"] == "0", r
+    assert pg.query("SELECT count(*) FROM children WHERE name LIKE 'relink-%' "
+                    "AND enrolment = 'enrolled'")[0][0] == 150
+    wait_until(lambda: pg.query("SELECT 1 FROM events WHERE message LIKE "
+                                "'150 children down at once:%relink-%'"), 30,
+               "the storm's down event")
+    events = pg.query("SELECT message FROM events WHERE message LIKE '%relink-%'")
+    assert not [e for e in events if re.match(r"child relink-\d+ (up|down)", e[0])], events
+    assert len([e for e in events if "enrolled with a one-time token" in e[0]]) == 150
