@@ -52,6 +52,8 @@
 #define CLUSTER_LOOKUP_QUEUE_MAX 256 /* enrolment requests waiting for the look-ups thread (a
                                       * token's takes 2-5 ms: the last waits about a second);
                                       * more are not taken (the child asks again after 2 s) */
+#define CLUSTER_SLOW_ROUND_MS 500    /* a loop round longer than this is logged (at most every
+                                      * 10 s): heartbeats are due every 2 s */
 #define CLUSTER_KEYS_REFRESH_MS 60000 /* the keys are reloaded at least this often, should a
                                        * notification have been lost */
 
@@ -122,6 +124,7 @@ struct cluster {
                                     * posted: that load may not have seen them */
     size_t nrecent, caprecent;
     uint64_t enrol_dropped, enrol_dropped_log_ms;
+    uint64_t slow_log_ms;          /* the last "loop round took" line */
 };
 
 /* --- database ----------------------------------------------------------------------------- */
@@ -1364,12 +1367,14 @@ void cluster_run(cluster_t *c, volatile sig_atomic_t *stop)
             log_err("zmq_poll: %s", zmq_strerror(errno));
             break;
         }
+        uint64_t t0 = now_ms(), t_msgs, t_db, t_end;
         if (items[2].revents & ZMQ_POLLIN)
             s_zap_handle(c);
         if (items[1].revents & ZMQ_POLLIN)
             s_enrol_input(c);
         if (items[0].revents & ZMQ_POLLIN)
             s_router_input(c);
+        t_msgs = now_ms();
         if (items[3].revents & ZMQ_POLLIN)
             dbthread_complete(c->writer);
         if (items[4].revents & ZMQ_POLLIN)
@@ -1379,10 +1384,20 @@ void cluster_run(cluster_t *c, volatile sig_atomic_t *stop)
                 dbthread_complete(c->ingester[i]);
         if (nitems > idb && (items[idb].revents & ZMQ_POLLIN))
             s_db_input(c);
+        t_db = now_ms();
         s_flush(c, false);
         if (now_ms() >= next_tick) {
             s_tick(c);
             next_tick = now_ms() + CLUSTER_TICK_MS;
+        }
+        t_end = now_ms();
+        /* What would starve the heartbeats, said with where the time went. */
+        if (t_end - t0 > CLUSTER_SLOW_ROUND_MS && t_end - c->slow_log_ms >= 10000) {
+            log_warn("cluster loop round took %" PRIu64 " ms: children's messages %" PRIu64
+                     " ms, database results %" PRIu64 " ms, flush and housekeeping %" PRIu64
+                     " ms (%zu children known)", t_end - t0, t_msgs - t0, t_db - t_msgs,
+                     t_end - t_db, c->npeers);
+            c->slow_log_ms = t_end;
         }
     }
 }

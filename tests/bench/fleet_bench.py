@@ -33,6 +33,8 @@ def parse_args():
                         "keys of its own; repeat to compare")
     p.add_argument("--sim", required=True, help="build/tests/fleet_sim")
     p.add_argument("--seconds", type=int, default=20)
+    p.add_argument("--loads", default="link,reports,storm",
+                   help="comma-separated: link, reports, storm")
     p.add_argument("k", nargs="*", type=int, default=[100, 1000, 3000])
     return p.parse_args()
 
@@ -114,7 +116,7 @@ def main():
                     cluster.write_conf(parent.conf_path, values)
                 parent.start()
                 try:
-                    for load in ("link", "reports", "storm"):
+                    for load in args.loads.split(","):
                         r = sim(args, parent, pg, k, load, f"sim{k}{load[0]}")
                         if r is not None:
                             rows.append((label, k, load, r))

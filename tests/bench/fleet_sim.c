@@ -402,7 +402,8 @@ int main(int argc, char **argv)
     s_enrol(db, ch);
     ctx = s_ctx = zmq_ctx_new();
     zmq_ctx_set(ctx, ZMQ_IO_THREADS, io);
-    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, A.k + 64);
+    /* a closed socket lingers in libzmq's reaper a moment: room for two per child */
+    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, 3 * A.k + 64);
     t0 = now_ms();
     for (int i = 0; i < A.k; i++) {
         ch[i].backoff = LINK_RECONNECT_MIN_MS;

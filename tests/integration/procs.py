@@ -44,11 +44,21 @@ class HarnessError(AssertionError):
 # ----------------------------------------------------------------------------------------
 # Generic helpers
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and never one this process
+    was given before: the kernel may hand out the same free port twice in a row, and two
+    listeners of one parent configured with it collide."""
+    for _ in range(1000):  # bounded; a few tries at most in practice
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK, 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
+    raise RuntimeError("no free TCP port on 127.0.0.1 that was not given out already")
 
 
 def port_open(host, port):
