@@ -54,6 +54,8 @@
                                       * more are not taken (the child asks again after 2 s) */
 #define CLUSTER_SLOW_ROUND_MS 500    /* a loop round longer than this is logged (at most every
                                       * 10 s): heartbeats are due every 2 s */
+#define CLUSTER_ZAP_MISS_LOOKUPS_PER_S 20 /* unknown keys confirmed in the database, a second;
+                                           * more are refused from memory alone */
 #define CLUSTER_KEYS_REFRESH_MS 60000 /* the keys are reloaded at least this often, should a
                                        * notification have been lost */
 
@@ -125,6 +127,8 @@ struct cluster {
     size_t nrecent, caprecent;
     uint64_t enrol_dropped, enrol_dropped_log_ms;
     uint64_t slow_log_ms;          /* the last "loop round took" line */
+    uint64_t zap_miss_window_ms;   /* unknown keys asked of the database in this second */
+    unsigned zap_misses_in_window;
 };
 
 /* --- database ----------------------------------------------------------------------------- */
@@ -698,6 +702,18 @@ static bool s_refusal_log_allowed(cluster_t *c)
     return ++c->refusals_in_window <= CLUSTER_REFUSAL_LOG_PER_S;
 }
 
+/* At most CLUSTER_ZAP_MISS_LOOKUPS_PER_S database look-ups of unknown keys a second. */
+static bool s_zap_miss_lookup_allowed(cluster_t *c)
+{
+    uint64_t now = now_ms();
+
+    if (now - c->zap_miss_window_ms >= 1000) {
+        c->zap_miss_window_ms = now;
+        c->zap_misses_in_window = 0;
+    }
+    return ++c->zap_misses_in_window <= CLUSTER_ZAP_MISS_LOOKUPS_PER_S;
+}
+
 static void s_zap_reply(void *zap, const char *reqid, size_t reqidlen, const char *code,
                         const char *text, const char *user)
 {
@@ -755,10 +771,25 @@ static void s_zap_handle(cluster_t *c)
             s_zap_reply(c->zap, frames[1], lens[1], "200", "OK", idtxt);
             return;
         }
-        if (c->keys_loading) {
-            /* a change of the children is being loaded: the key may be in it */
-            s_zap_reply(c->zap, frames[1], lens[1], "300", "keys being reloaded", "");
-            return;
+        /* Not in memory: enrolled a moment ago by someone who wrote the row (an operator's
+         * SQL, a restore) before its notification came? libzmq does not retry a refused
+         * handshake, so the database is asked — a few times a second at most, whatever a
+         * flood of strangers' keys costs (R8.8). */
+        if (s_zap_miss_lookup_allowed(c) && s_db_ok(c)) {
+            const char *p[] = { key };
+            char err[256];
+            PGresult *r = db_query(c->db, "SELECT id, name FROM children WHERE public_key = $1 "
+                                          "AND enrolment = 'enrolled'", 1, p, err, sizeof err);
+            int64_t id;
+            if (r != NULL && PQntuples(r) == 1 && parse_int64(PQgetvalue(r, 0, 0), &id) == 0) {
+                s_keys_learn(c, id, key, PQgetvalue(r, 0, 1));
+                s_zap_reply(c->zap, frames[1], lens[1], "200", "OK", PQgetvalue(r, 0, 0));
+                PQclear(r);
+                return;
+            }
+            if (r == NULL)
+                log_err("zap lookup: %s", err);
+            PQclear(r);
         }
     }
     if (s_refusal_log_allowed(c))
