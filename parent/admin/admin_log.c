@@ -260,7 +260,10 @@ json_t *admin_stored_list(PGconn *c, const struct admin_log_filter *f, char *err
         s_where(&q, "portcullis_lower_array(recipients) @> ARRAY[lower($?)]", f->recipient);
     /* R5.4 search: substring of the subject, the deciding rule, a verdict, the state */
     if (f->subject != NULL)
-        s_where(&q, "strpos(lower(subject), lower($?)) > 0", f->subject);
+        /* a LIKE the trigram index (migration 017) answers; the text's own %, _ and \ are
+         * escaped, so it is matched as it was typed */
+        s_where(&q, "lower(subject) LIKE '%' || replace(replace(replace(lower($?), '\\', "
+                    "'\\\\'), '%', '\\%'), '_', '\\_') || '%'", f->subject);
     if (f->rule != NULL)
         s_where(&q, "rule = $?", f->rule);
     if (f->state != NULL)

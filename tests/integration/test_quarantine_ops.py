@@ -66,7 +66,8 @@ def _pick(stored, name, n=0):
 def test_r5_4_search_across_children_paged(cluster, stored):
     """R5.4: `quarantine search` finds the quarantined messages of both children; pages of 2
     are disjoint and together give every one (keyset cursor); each filter — child, recipient,
-    subject, rule, verdict, area, time range — narrows correctly; bad input is exit 2."""
+    subject, rule, verdict, area, time range — narrows correctly (a subject's %, _ and \\ are
+    matched as typed); bad input is exit 2."""
     sender = next(iter(stored.values()))["sender"]
     msgs, pages = _search_all(cluster, "--sender", sender)
     ids = [m["file_id"] for m in msgs]
@@ -83,6 +84,11 @@ def test_r5_4_search_across_children_paged(cluster, stored):
     one = _pick(stored, "child1", 1)
     assert only("--recipient", stored[one]["rcpt"].upper(), "--child", "child1") == {one}
     assert only("--subject", stored[one]["token"].upper()) == {one}
+    # R10.3: "contains" runs as a LIKE for the trigram index; the text's own wildcards are
+    # literal — "_" is not any character and "%" not any text
+    assert only("--subject", stored[one]["token"][:-6].replace("-", "_")) == set()
+    assert only("--subject", "%") == set() and only("--subject", "qops%child") == set()
+    assert only("--subject", "\\") == set()
     assert only("--rule", "Viruses") == set(stored)
     assert only("--verdict", "av:virus") == set(stored)
     assert only("--verdict", "av:clean") == set()
