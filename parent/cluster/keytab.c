@@ -66,6 +66,8 @@ keytab_t *keytab_load(PGconn *db, char *err, size_t errlen)
         t->n++;
     }
     PQclear(r);
+    if (t->n == 0)
+        return t; /* no child yet: nothing allocated, nothing to sort */
     memcpy(t->by_id, t->by_key, t->n * sizeof *t->by_id);
     qsort(t->by_key, t->n, sizeof *t->by_key, s_cmp_key);
     qsort(t->by_id, t->n, sizeof *t->by_id, s_cmp_id);
