@@ -59,6 +59,12 @@
 #define CLUSTER_KEYS_REFRESH_MS 60000 /* the keys are reloaded at least this often, should a
                                        * notification have been lost */
 
+/* A counter over one-second windows: at most so many of something a second. */
+struct per_second {
+    uint64_t window_ms;
+    unsigned count;
+};
+
 /* What is to be written of a child at the next flush. */
 struct peer_state {
     bool dirty;
@@ -116,8 +122,7 @@ struct cluster {
     uint64_t config_version;      /* version of the cached snapshot */
     uint8_t *snapshot;             /* packed Envelope{config} */
     size_t snapshot_len;
-    uint64_t refusal_window_ms;
-    unsigned refusals_in_window;
+    struct per_second refusal_logs; /* "refused" lines under a connection flood */
     keytab_t *keys;                /* enrolled children's keys: ZAP, new peers, enrolment */
     dbthread_t *lookups;           /* key loads and enrolment requests, off this loop */
     bool keys_loading, keys_again; /* a load is with the thread; another is wanted after it */
@@ -127,8 +132,7 @@ struct cluster {
     size_t nrecent, caprecent;
     uint64_t enrol_dropped, enrol_dropped_log_ms;
     uint64_t slow_log_ms;          /* the last "loop round took" line */
-    uint64_t zap_miss_window_ms;   /* unknown keys asked of the database in this second */
-    unsigned zap_misses_in_window;
+    struct per_second zap_misses;  /* unknown keys asked of the database */
 };
 
 /* --- database ----------------------------------------------------------------------------- */
@@ -691,27 +695,16 @@ static void s_keys_learn(cluster_t *c, int64_t id, const char *key, const char *
 
 /* --- ZAP: who may connect ------------------------------------------------------------------ */
 
-static bool s_refusal_log_allowed(cluster_t *c)
+/* At most max per second. */
+static bool s_per_second_allowed(struct per_second *w, unsigned max)
 {
     uint64_t now = now_ms();
 
-    if (now - c->refusal_window_ms >= 1000) {
-        c->refusal_window_ms = now;
-        c->refusals_in_window = 0;
+    if (now - w->window_ms >= 1000) {
+        w->window_ms = now;
+        w->count = 0;
     }
-    return ++c->refusals_in_window <= CLUSTER_REFUSAL_LOG_PER_S;
-}
-
-/* At most CLUSTER_ZAP_MISS_LOOKUPS_PER_S database look-ups of unknown keys a second. */
-static bool s_zap_miss_lookup_allowed(cluster_t *c)
-{
-    uint64_t now = now_ms();
-
-    if (now - c->zap_miss_window_ms >= 1000) {
-        c->zap_miss_window_ms = now;
-        c->zap_misses_in_window = 0;
-    }
-    return ++c->zap_misses_in_window <= CLUSTER_ZAP_MISS_LOOKUPS_PER_S;
+    return ++w->count <= max;
 }
 
 static void s_zap_reply(void *zap, const char *reqid, size_t reqidlen, const char *code,
@@ -775,7 +768,7 @@ static void s_zap_handle(cluster_t *c)
          * SQL, a restore) before its notification came? libzmq does not retry a refused
          * handshake, so the database is asked — a few times a second at most, whatever a
          * flood of strangers' keys costs (R8.8). */
-        if (s_zap_miss_lookup_allowed(c) && s_db_ok(c)) {
+        if (s_per_second_allowed(&c->zap_misses, CLUSTER_ZAP_MISS_LOOKUPS_PER_S) && s_db_ok(c)) {
             const char *p[] = { key };
             char err[256];
             PGresult *r = db_query(c->db, "SELECT id, name FROM children WHERE public_key = $1 "
@@ -792,7 +785,7 @@ static void s_zap_handle(cluster_t *c)
             PQclear(r);
         }
     }
-    if (s_refusal_log_allowed(c))
+    if (s_per_second_allowed(&c->refusal_logs, CLUSTER_REFUSAL_LOG_PER_S))
         log_warn("zap refused unenrolled key=%.8s… address=%s domain=%s", key, address,
                  LINK_ZAP_CLUSTER);
     s_zap_reply(c->zap, frames[1], lens[1], "400", "key not enrolled", "");
@@ -1234,7 +1227,7 @@ static void s_enrol_input(cluster_t *c)
                   : NULL;
         zmq_msg_close(&payload);
         if (env == NULL || strlen(key) != KEYS_Z85_LEN) {
-            if (s_refusal_log_allowed(c))
+            if (s_per_second_allowed(&c->refusal_logs, CLUSTER_REFUSAL_LOG_PER_S))
                 log_warn("enrolment socket: a message from %s is not an enrolment request; "
                          "dropped", address);
             wire_free(&env);

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import cluster  # noqa: E402
 from apiclient import Api, make_token, make_user  # noqa: E402
-from harness import Parent, PostgresServer  # noqa: E402
+from harness import Parent, PostgresServer, wait_until  # noqa: E402
 
 DAYS = 31
 CHUNK = 500_000
@@ -83,47 +83,33 @@ def _create_indexes(pg, defs):
         pg.sql("SET maintenance_work_mem = '1GB'; " + d, dbname="portcullis")
 
 
+def _fill(pg, table, sql, want):
+    """Adds rows to table by sql in chunks until it holds want; its secondary indexes (the
+    schema's own definitions, read back from PostgreSQL) are dropped for the load and built
+    again after it: a bulk build, as a restore does."""
+    done = pg.sql(f"SELECT count(*) FROM {table}", dbname="portcullis")[0][0]
+    if done >= want:
+        print(f"# {table} has {done} rows already", file=sys.stderr)
+        return
+    t0, have = time.monotonic(), done
+    defs = _drop_indexes(pg, table)
+    while done < want:
+        n = min(CHUNK, want - done)
+        pg.sql(sql, {"words": list(WORDS), "n": n, "offset": done}, dbname="portcullis")
+        done += n
+        print(f"# {table} {done} rows, {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    _create_indexes(pg, defs)
+    pg.sql(f"VACUUM (ANALYZE) {table}", dbname="portcullis")
+    print(f"# loaded {want - have} rows into {table} with its indexes in "
+          f"{time.monotonic() - t0:.0f} s", file=sys.stderr)
+
+
 def load(pg, rows, stored):
-    """Fills message_log and stored_messages; prints how long it took."""
-    have = pg.sql("SELECT count(*) FROM message_log", dbname="portcullis")[0][0]
-    if have >= rows:
-        print(f"# message_log has {have} rows already", file=sys.stderr)
-    else:
-        t0 = time.monotonic()
-        pg.sql(f"SELECT message_log_partition((current_date - d)::date) "
-               f"FROM generate_series(0, {DAYS}) d", dbname="portcullis")
-        done = have
-        # The schema's own secondary indexes (their definitions read back from PostgreSQL)
-        # are dropped for the load and built again after it: a bulk build, as a restore does.
-        defs = _drop_indexes(pg, "message_log")
-        while done < rows:
-            n = min(CHUNK, rows - done)
-            pg.sql(TRACKING_SQL, {"words": list(WORDS), "n": n, "offset": done},
-                   dbname="portcullis")
-            done += n
-            print(f"# message_log {done} rows, {time.monotonic() - t0:.0f} s", file=sys.stderr)
-        _create_indexes(pg, defs)
-        print(f"# message_log indexes built, {time.monotonic() - t0:.0f} s", file=sys.stderr)
-        pg.sql("ANALYZE message_log", dbname="portcullis")
-        print(f"# loaded {rows - have} tracking rows in {time.monotonic() - t0:.0f} s",
-              file=sys.stderr)
-    have = pg.sql("SELECT count(*) FROM stored_messages", dbname="portcullis")[0][0]
-    if have < stored:
-        t0 = time.monotonic()
-        done = have
-        defs = _drop_indexes(pg, "stored_messages")
-        while done < stored:
-            n = min(CHUNK, stored - done)
-            pg.sql(STORED_SQL, {"words": list(WORDS), "n": n, "offset": done},
-                   dbname="portcullis")
-            done += n
-            print(f"# stored_messages {done} rows, {time.monotonic() - t0:.0f} s", file=sys.stderr)
-        _create_indexes(pg, defs)
-        pg.sql("ANALYZE stored_messages", dbname="portcullis")
-        print(f"# loaded {stored - have} stored rows in {time.monotonic() - t0:.0f} s",
-              file=sys.stderr)
-    pg.sql("VACUUM (ANALYZE) message_log", dbname="portcullis")
-    pg.sql("VACUUM (ANALYZE) stored_messages", dbname="portcullis")
+    """Fills message_log (its day partitions first) and stored_messages."""
+    pg.sql(f"SELECT message_log_partition((current_date - d)::date) "
+           f"FROM generate_series(0, {DAYS}) d", dbname="portcullis")
+    _fill(pg, "message_log", TRACKING_SQL, rows)
+    _fill(pg, "stored_messages", STORED_SQL, stored)
 
 
 # Shared expressions (psycopg2 parameters words, n, offset): a skewed pick (power law) of the
@@ -251,13 +237,19 @@ def explain(pg, parent, api, plan_paths):
         for name, path in plan_paths:
             start = os.path.getsize(log)
             api.request("GET", path)
-            time.sleep(0.3)  # the server writes the plan after the statement; a bench, not a test
-            with open(log, errors="replace") as f:
-                f.seek(start)
-                text = f.read()
-            found = re.findall(r"plan:\n(.*?)(?=\n\d{4}-\d\d-\d\d |\Z)", text, re.S)
-            found = [p for p in found if "message_log" in p or "stored_messages" in p]
-            plans[name] = found[-1] if found else "(no plan logged)"
+
+            def logged():
+                """The search's plan once the server has written it (after the statement)."""
+                with open(log, errors="replace") as f:
+                    f.seek(start)
+                    text = f.read()
+                found = re.findall(r"plan:\n(.*?)(?=\n\d{4}-\d\d-\d\d |\Z)", text, re.S)
+                found = [p for p in found if "message_log" in p or "stored_messages" in p]
+                return found[-1] if found else None
+            try:
+                plans[name] = wait_until(logged, 10, f"the plan of {name!r}")
+            except Exception:
+                plans[name] = "(no plan logged)"
     finally:
         pg.sql("ALTER DATABASE portcullis RESET ALL")
         parent.stop()
